@@ -1,0 +1,622 @@
+"""The trust agent: heartbeat, poll, run handlers and report, each on its own schedule.
+
+Three loops share one hub client. The heartbeat loop never waits for task
+work, the poll loop claims tasks only while a handler slot is free, handlers
+run concurrently up to MAX_CONCURRENT_TASKS, and the report loop delivers each
+result with retries of its own so one slow delivery holds up no other.
+The console and the headless runner host the same Agent and watch its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
+
+from .events import (
+    AgentEvent,
+    AgentStopped,
+    Connectivity,
+    ConnectivityChanged,
+    DrainStarted,
+    EventBus,
+    HeartbeatFailed,
+    HeartbeatOk,
+    IdentityConfirmed,
+    IdentityMismatch,
+    MalformedReply as MalformedReplyEvent,
+    Paused,
+    PollCompleted,
+    PollFailed,
+    PollScheduled,
+    ReportFailed,
+    Resumed,
+    TaskFinished,
+    TaskReceived,
+    TaskReported,
+    TaskSkipped,
+    TaskStarted,
+    utc_now,
+)
+from .handlers import HandlerContext, HandlerOutcome, HandlerRegistry, default_registry, run_handler
+from .hub_client import (
+    AuthFailed,
+    HubClient,
+    HubError,
+    Identity,
+    MalformedReply,
+    PendingTask,
+    PollReply,
+    RateLimited,
+    ResultRejected,
+)
+from .records import ReportAttempt, TaskRecord, TaskState, summarize_payload
+from .retrying import sleep_unless_woken, wait_for_hub
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIGURATION = 2
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, HubError) and not isinstance(error, ResultRejected)
+
+
+class Agent:
+    """One trust's agent; create it, then run `run()` or host its loops as workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: HandlerRegistry | None = None,
+        bus: EventBus | None = None,
+        client: HubClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        self.bus = bus or EventBus()
+        self.client = client or HubClient(settings)
+
+        self.tasks: dict[str, TaskRecord] = {}
+        self.identity: Identity | None = None
+        self.hub_version: str | None = None
+        self.connectivity = Connectivity.CONNECTING
+        self.paused = False
+        self.last_heartbeat_at: datetime | None = None
+        self.last_round_trip_seconds: float | None = None
+        self.next_poll_at: datetime | None = None
+        self.stop_reason: str | None = None
+        self.exit_code = EXIT_OK
+
+        self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._claiming = True
+        self._polling = False
+        self._heartbeat_failures = 0
+        self._poll_failing = False
+        self._identity_ready = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._wake_poll = asyncio.Event()
+        self._wake_heartbeat = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._handler_tasks: dict[str, asyncio.Task[None]] = {}
+        self._deliveries: dict[str, asyncio.Task[None]] = {}
+        self._retry_now: dict[str, asyncio.Event] = {}
+
+    # Operator actions.
+
+    def pause(self) -> None:
+        """Stop claiming new tasks; heartbeats, running handlers and reports go on."""
+        if not self.paused:
+            self.paused = True
+            log.info("polling paused")
+            self._publish(Paused())
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            log.info("polling resumed")
+            self._publish(Resumed())
+            self._wake_poll.set()
+
+    def poll_now(self) -> None:
+        self._wake_poll.set()
+
+    def heartbeat_now(self) -> None:
+        self._wake_heartbeat.set()
+
+    def can_retry_report(self, task_id: str) -> bool:
+        """Check whether the task's result is waiting for its next report attempt."""
+        record = self.tasks.get(task_id)
+        return (
+            record is not None
+            and record.state is TaskState.AWAITING_REPORT
+            and bool(record.report_attempts)
+            and task_id in self._retry_now
+        )
+
+    def retry_report(self, task_id: str) -> bool:
+        """Send a failed report again now instead of after its backoff; False if not applicable."""
+        if not self.can_retry_report(task_id):
+            return False
+        log.info("report retry requested by operator for task %s", task_id)
+        self._retry_now[task_id].set()
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks received but not yet reported or rejected."""
+        return sum(
+            1
+            for record in self.tasks.values()
+            if record.state in (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
+        )
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    # Running.
+
+    async def run(self) -> int:
+        """Run every loop until the agent stops; return the exit code."""
+        loops = [self.heartbeat_loop(), self.poll_loop(), self.report_loop()]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for loop in loops:
+                    group.create_task(loop)
+        finally:
+            await self.close()
+        return self.exit_code
+
+    async def close(self) -> None:
+        """Cancel whatever still runs and close the hub client."""
+        self._stopped.set()
+        pending = [*self._handler_tasks.values(), *self._deliveries.values()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.client.aclose()
+
+    async def drain(self, timeout_seconds: float | None = None) -> bool:
+        """Stop claiming, let in-flight tasks finish and report, then stop; True if all were delivered.
+
+        A poll already in flight completes and its tasks run too. Heartbeats go
+        on until the drain ends.
+        """
+        timeout = self.settings.drain_timeout_seconds if timeout_seconds is None else timeout_seconds
+        self._claiming = False
+        self._wake_poll.set()
+        in_flight = self.in_flight
+        log.info("draining: %d task(s) in flight, waiting up to %g s", in_flight, timeout)
+        self._publish(DrainStarted(in_flight=in_flight, timeout_seconds=timeout))
+
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_until(self._is_idle)
+            drained = True
+        except TimeoutError:
+            drained = False
+            log.warning("drain timed out after %g s with %d task(s) undelivered", timeout, self.in_flight)
+
+        self.stop("drained" if drained else "drain timed out")
+        return drained
+
+    def stop(self, reason: str, exit_code: int | None = None) -> None:
+        """Stop every loop now; running handlers and deliveries are cancelled by `close()`."""
+        if self._stopped.is_set():
+            return
+        self.stop_reason = reason
+        if exit_code is not None:
+            self.exit_code = exit_code
+        self._claiming = False
+        self._stopped.set()
+        for wake in (self._wake_poll, self._wake_heartbeat, *self._retry_now.values()):
+            wake.set()
+        self._outbox.put_nowait(None)
+        self._set_connectivity(Connectivity.STOPPED, reason)
+        log.info("agent stopped: %s", reason)
+        self._publish(AgentStopped(reason=reason))
+
+    def _is_idle(self) -> bool:
+        return not self._polling and self.in_flight == 0
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _publish(self, event: AgentEvent) -> None:
+        self._changed.set()
+        self.bus.publish(event)
+
+    def _set_connectivity(self, state: Connectivity, reason: str) -> None:
+        if state is self.connectivity:
+            return
+        previous, self.connectivity = self.connectivity, state
+        log.info("hub connectivity %s -> %s: %s", previous, state, reason)
+        self._publish(ConnectivityChanged(previous=previous, current=state, reason=reason))
+
+    def _hub_retrying(
+        self,
+        wake: asyncio.Event,
+        keep_going: Callable[[], bool],
+        before_sleep: Callable[[RetryCallState], None],
+        initial_seconds: float,
+    ) -> AsyncRetrying:
+        """Build the retry policy shared by the heartbeat, poll and report paths."""
+        return AsyncRetrying(
+            retry=retry_if_exception(_is_retryable),
+            wait=wait_for_hub(
+                initial_seconds=initial_seconds,
+                max_seconds=self.settings.hub_backoff_max_seconds,
+                auth_retry_seconds=self.settings.auth_retry_seconds,
+            ),
+            stop=lambda retry_state: not keep_going(),
+            sleep=lambda seconds: sleep_unless_woken(seconds, wake),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def _guard(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop's body again after an unexpected error, so one bug cannot stop the agent."""
+        while not self._stopped.is_set():
+            try:
+                await body()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s loop failed unexpectedly; restarting it in 1 s", name)
+                await asyncio.sleep(1.0)
+
+    # Heartbeat.
+
+    async def heartbeat_loop(self) -> None:
+        await self._guard("heartbeat", self._heartbeat_forever)
+
+    async def _heartbeat_forever(self) -> None:
+        while not self._stopped.is_set():
+            await self._heartbeat_once()
+            await sleep_unless_woken(self.settings.heartbeat_interval_seconds, self._wake_heartbeat)
+
+    async def _heartbeat_once(self) -> None:
+        try:
+            async for attempt in self._hub_retrying(
+                self._wake_heartbeat,
+                keep_going=lambda: not self._stopped.is_set(),
+                before_sleep=self._on_heartbeat_retry,
+                initial_seconds=self.settings.heartbeat_interval_seconds,
+            ):
+                with attempt:
+                    reply = await self.client.heartbeat()
+        except HubError:
+            return  # Only reached when the agent is stopping.
+
+        self._heartbeat_failures = 0
+        self.last_heartbeat_at = utc_now()
+        self.last_round_trip_seconds = reply.round_trip_seconds
+        self.hub_version = reply.hub_version
+        self._check_identity(reply.identity)
+        if not self._stopped.is_set():
+            self._update_online("heartbeat accepted")
+        self._publish(HeartbeatOk(round_trip_seconds=reply.round_trip_seconds))
+
+    def _on_heartbeat_retry(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else None
+        self._heartbeat_failures += 1
+        assert isinstance(error, HubError)
+        self._note_hub_failure(error, self._heartbeat_failures)
+        log.warning("heartbeat failed (attempt %d): %s; retrying in %.1f s", retry_state.attempt_number, error, wait or 0)
+        self._publish(HeartbeatFailed(error=str(error), status_code=error.status_code, retry_in_seconds=wait))
+
+    def _note_hub_failure(self, error: HubError, consecutive: int) -> None:
+        if isinstance(error, AuthFailed):
+            self._set_connectivity(
+                Connectivity.AUTH_FAILED,
+                f"the hub rejected the API key ({error.status_code}): check TRUST_API_KEY and TRUST_API_KEY_HEADER"
+                f" (now {self.settings.trust_api_key_header!r})",
+            )
+        elif isinstance(error, RateLimited):
+            self._set_connectivity(Connectivity.DEGRADED, "the hub is rate limiting this trust")
+        elif consecutive >= 2:
+            self._set_connectivity(Connectivity.OFFLINE, str(error))
+        else:
+            self._set_connectivity(Connectivity.DEGRADED, str(error))
+
+    def _update_online(self, reason: str) -> None:
+        if self._poll_failing:
+            self._set_connectivity(Connectivity.DEGRADED, "heartbeats succeed but polls fail")
+        else:
+            self._set_connectivity(Connectivity.ONLINE, reason)
+
+    def _check_identity(self, identity: Identity) -> bool:
+        """Record the trust's identity from a reply; stop the agent on a mismatch. True if it matches."""
+        expected = self.settings.expected_trust_id
+        if expected is not None and identity.trust_id.lower() != str(expected).lower():
+            if not self._stopped.is_set():
+                log.error(
+                    "identity mismatch: the hub says this key belongs to trust %s (%s), but EXPECTED_TRUST_ID is %s;"
+                    " check that this agent was deployed with this trust's key",
+                    identity.trust_id,
+                    identity.trust_name,
+                    expected,
+                )
+                self._publish(
+                    IdentityMismatch(
+                        expected_trust_id=str(expected), trust_id=identity.trust_id, trust_name=identity.trust_name
+                    )
+                )
+                self.stop("identity mismatch", exit_code=EXIT_CONFIGURATION)
+            return False
+
+        if self.identity is None:
+            self.identity = identity
+            log.info("hub identifies this trust as %s (%s)", identity.trust_name, identity.trust_id)
+            self._publish(IdentityConfirmed(trust_id=identity.trust_id, trust_name=identity.trust_name))
+            self._identity_ready.set()
+        return True
+
+    # Poll.
+
+    async def poll_loop(self) -> None:
+        await self._guard("poll", self._poll_forever)
+
+    async def _poll_forever(self) -> None:
+        await self._wait_for_identity()
+        while self._claiming:
+            if self.paused:
+                self.next_poll_at = None
+                await sleep_unless_woken(3600.0, self._wake_poll)
+                continue
+            if self._free_slots() == 0:
+                await self._wait_until(lambda: self._free_slots() > 0 or not self._claiming)
+                continue
+
+            reply = await self._poll_once()
+            if reply is None:
+                continue
+            self._accept(reply)
+
+            # Ask again soon while the hub has work, at the normal interval when it has none.
+            more_waiting = bool(reply.tasks or reply.invalid)
+            delay = self.settings.poll_burst_interval_seconds if more_waiting else self.settings.poll_interval_seconds
+            self.next_poll_at = utc_now() + timedelta(seconds=delay)
+            self._publish(PollScheduled(next_poll_at=self.next_poll_at))
+            await sleep_unless_woken(delay, self._wake_poll)
+
+    async def _wait_for_identity(self) -> None:
+        """Poll only once a heartbeat has confirmed which trust this key belongs to."""
+        while not self._identity_ready.is_set() and self._claiming:
+            await self._wait_until(lambda: self._identity_ready.is_set() or not self._claiming)
+
+    def _free_slots(self) -> int:
+        waiting = sum(1 for record in self.tasks.values() if record.state in (TaskState.QUEUED, TaskState.RUNNING))
+        return max(self.settings.max_concurrent_tasks - waiting, 0)
+
+    async def _poll_once(self) -> PollReply | None:
+        self._polling = True
+        try:
+            async for attempt in self._hub_retrying(
+                self._wake_poll,
+                keep_going=lambda: self._claiming and not self.paused,
+                before_sleep=self._on_poll_retry,
+                initial_seconds=self.settings.poll_interval_seconds,
+            ):
+                with attempt:
+                    try:
+                        reply = await self.client.poll()
+                    except MalformedReply as error:
+                        # A broken reply is logged and skipped; the next poll is a normal one.
+                        log.warning("poll reply unusable: %s", error)
+                        self._publish(MalformedReplyEvent(endpoint=error.endpoint, reason=str(error)))
+                        return None
+        except HubError:
+            return None  # Stopping or paused while the hub was failing.
+        finally:
+            self._polling = False
+            self._changed.set()
+
+        if self._poll_failing:
+            self._poll_failing = False
+            if self.connectivity is Connectivity.DEGRADED:
+                self._update_online("polls succeed again")
+        self._publish(PollCompleted(task_count=len(reply.tasks), round_trip_seconds=reply.round_trip_seconds))
+        return reply
+
+    def _on_poll_retry(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else None
+        assert isinstance(error, HubError)
+        self._poll_failing = True
+        if isinstance(error, (AuthFailed, RateLimited)):
+            self._note_hub_failure(error, 1)
+        elif self.connectivity is Connectivity.ONLINE:
+            self._set_connectivity(Connectivity.DEGRADED, f"polls fail: {error}")
+        log.warning("poll failed (attempt %d): %s; retrying in %.1f s", retry_state.attempt_number, error, wait or 0)
+        self.next_poll_at = utc_now() + timedelta(seconds=wait or 0)
+        self._publish(PollFailed(error=str(error), status_code=error.status_code, retry_in_seconds=wait))
+
+    def _accept(self, reply: PollReply) -> None:
+        """Take every task of a poll reply: run it, report it as invalid, or redeliver its result."""
+        if not self._check_identity(reply.identity):
+            handed_out = [task.id for task in reply.tasks]
+            log.error("not running %d task(s) handed out to a mismatched identity: %s", len(handed_out), handed_out)
+            return
+
+        for invalid in reply.invalid:
+            log.warning("invalid task from the hub (id %s): %s", invalid.task_id or "unknown", invalid.reason)
+            self._publish(MalformedReplyEvent(endpoint="pending", reason=invalid.reason))
+            if invalid.task_id is not None and invalid.task_id not in self.tasks:
+                record = self._new_record(invalid.task_id, invalid.task_type or "unknown", "not readable")
+                self._finish(record, HandlerOutcome.failed(f"Invalid task from the hub: {invalid.reason}"))
+
+        for task in reply.tasks:
+            existing = self.tasks.get(task.id)
+            if existing is None:
+                self._start(task)
+            else:
+                self._handle_repeat(existing)
+
+    def _new_record(self, task_id: str, task_type: str, payload_summary: str) -> TaskRecord:
+        record = TaskRecord(task_id=task_id, task_type=task_type, payload_summary=payload_summary, received_at=utc_now())
+        self.tasks[task_id] = record
+        log.info("task %s (%s) received", task_id, task_type)
+        self._publish(TaskReceived(task_id=task_id, task_type=task_type))
+        return record
+
+    def _handle_repeat(self, record: TaskRecord) -> None:
+        """Handle a task id the hub handed out again (stale recovery) without running it twice."""
+        if record.state in (TaskState.QUEUED, TaskState.RUNNING):
+            reason = f"already {record.state}; not started twice"
+        elif record.task_id in self._deliveries:
+            reason = "result already being reported"
+        else:
+            reason = "already finished; sending the stored result again"
+            record.state = TaskState.AWAITING_REPORT
+            record.rejection = None
+            self._outbox.put_nowait(record.task_id)
+        log.info("task %s (%s) handed out again: %s", record.task_id, record.task_type, reason)
+        self._publish(TaskSkipped(task_id=record.task_id, task_type=record.task_type, reason=reason))
+
+    def _start(self, task: PendingTask) -> None:
+        record = self._new_record(task.id, task.task_type, summarize_payload(task.payload))
+        self._handler_tasks[task.id] = asyncio.create_task(self._run_task(record, task.payload), name=f"task-{task.id}")
+
+    async def _run_task(self, record: TaskRecord, payload: str) -> None:
+        try:
+            async with self._slots:
+                record.state = TaskState.RUNNING
+                record.started_at = utc_now()
+                log.info("task %s (%s) started", record.task_id, record.task_type)
+                self._publish(TaskStarted(task_id=record.task_id, task_type=record.task_type))
+
+                outcome = await run_handler(
+                    self.registry,
+                    self.settings.enabled_task_types,
+                    HandlerContext(record.task_id, record.task_type),
+                    payload,
+                    self.settings.handler_timeout_seconds,
+                )
+            self._finish(record, outcome)
+        finally:
+            self._handler_tasks.pop(record.task_id, None)
+
+    def _finish(self, record: TaskRecord, outcome: HandlerOutcome) -> None:
+        record.finished_at = utc_now()
+        record.started_at = record.started_at or record.finished_at
+        record.success = outcome.success
+        record.result = outcome.result
+        record.error = outcome.error
+        record.state = TaskState.AWAITING_REPORT
+        duration = record.duration_seconds or 0.0
+        if outcome.success:
+            log.info("task %s (%s) finished in %.2f s", record.task_id, record.task_type, duration)
+        else:
+            log.warning("task %s (%s) failed in %.2f s: %s", record.task_id, record.task_type, duration, outcome.error)
+        self._publish(
+            TaskFinished(
+                task_id=record.task_id,
+                task_type=record.task_type,
+                success=outcome.success,
+                duration_seconds=duration,
+                error=outcome.error,
+            )
+        )
+        self._outbox.put_nowait(record.task_id)
+
+    # Report.
+
+    async def report_loop(self) -> None:
+        await self._guard("report", self._report_forever)
+
+    async def _report_forever(self) -> None:
+        while not self._stopped.is_set():
+            task_id = await self._outbox.get()
+            if task_id is None or task_id in self._deliveries:
+                continue
+            self._deliveries[task_id] = asyncio.create_task(self._deliver(task_id), name=f"report-{task_id}")
+
+    async def _deliver(self, task_id: str) -> None:
+        record = self.tasks[task_id]
+        retry_now = self._retry_now.setdefault(task_id, asyncio.Event())
+
+        def before_sleep(retry_state: RetryCallState) -> None:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            wait = retry_state.next_action.sleep if retry_state.next_action else None
+            assert isinstance(error, HubError)
+            log.warning(
+                "report of task %s (%s) failed (attempt %d): %s; retrying in %.1f s",
+                task_id,
+                record.task_type,
+                retry_state.attempt_number,
+                error,
+                wait or 0,
+            )
+            self._publish(
+                ReportFailed(
+                    task_id=task_id,
+                    task_type=record.task_type,
+                    attempt=retry_state.attempt_number,
+                    error=str(error),
+                    status_code=error.status_code,
+                    retry_in_seconds=wait,
+                )
+            )
+
+        try:
+            async for attempt in self._hub_retrying(
+                retry_now,
+                keep_going=lambda: not self._stopped.is_set(),
+                before_sleep=before_sleep,
+                initial_seconds=1.0,
+            ):
+                with attempt:
+                    try:
+                        accepted = await self.client.send_result(task_id, bool(record.success), record.result)
+                    except HubError as error:
+                        record.report_attempts.append(ReportAttempt(utc_now(), error.status_code, str(error)))
+                        raise
+        except ResultRejected as error:
+            record.state = TaskState.REJECTED
+            record.rejection = f"{error.status_code}: {error}"
+            log.error(
+                "result of task %s (%s) rejected by the hub with %s: %s; not resending",
+                task_id,
+                record.task_type,
+                error.status_code,
+                error,
+            )
+            self._publish(
+                ReportFailed(
+                    task_id=task_id,
+                    task_type=record.task_type,
+                    attempt=len(record.report_attempts),
+                    error=str(error),
+                    status_code=error.status_code,
+                    final=True,
+                )
+            )
+            return
+        except HubError:
+            return  # Stopping; the result stays undelivered.
+        finally:
+            self._deliveries.pop(task_id, None)
+            self._retry_now.pop(task_id, None)
+            self._changed.set()
+
+        record.report_attempts.append(ReportAttempt(utc_now(), accepted.status_code, None))
+        record.state = TaskState.DONE
+        attempts = len(record.report_attempts)
+        log.info("task %s (%s) reported after %d attempt(s)", task_id, record.task_type, attempts)
+        self._publish(
+            TaskReported(task_id=task_id, task_type=record.task_type, attempts=attempts, status_code=accepted.status_code)
+        )
+

@@ -1,0 +1,43 @@
+"""Retry policies for requests to the hub, declared once and shared by every loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity.wait import wait_base
+
+from .hub_client import AuthFailed, RateLimited
+
+
+class wait_for_hub(wait_base):
+    """Wait as the hub asks: Retry-After on 429, a slow fixed pace on a bad key, else capped backoff.
+
+    The backoff is exponential with jitter from `initial_seconds` up to
+    `max_seconds`, so a hub that is down receives few requests, and many
+    trusts recovering at once do not arrive together.
+    """
+
+    def __init__(self, initial_seconds: float, max_seconds: float, auth_retry_seconds: float) -> None:
+        self.max_seconds = max_seconds
+        self.auth_retry_seconds = auth_retry_seconds
+        self._backoff = wait_exponential_jitter(initial=initial_seconds, max=max_seconds, jitter=initial_seconds)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, RateLimited) and error.retry_after_seconds is not None:
+            return error.retry_after_seconds
+        if isinstance(error, AuthFailed):
+            return self.auth_retry_seconds
+        return self._backoff(retry_state)
+
+
+async def sleep_unless_woken(seconds: float, wake: asyncio.Event) -> None:
+    """Sleep for `seconds`, or less if `wake` is set; clears `wake` before returning."""
+    if not wake.is_set():
+        try:
+            async with asyncio.timeout(seconds):
+                await wake.wait()
+        except TimeoutError:
+            pass
+    wake.clear()

@@ -1,0 +1,176 @@
+"""Agent settings, read from flags, the environment and an env file.
+
+A flag wins over the environment, which wins over the env file. The names
+follow FLIP's trust poller where FLIP has one, so an existing FLIP trust's
+environment works unchanged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ENV_FILE = Path(".env")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the agent; `config.example.env` documents each one."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        env_file_encoding="utf-8",
+        hide_input_in_errors=True,
+    )
+
+    central_hub_api_url: str = Field(
+        description="Base URL of the hub's API, including the /api prefix.",
+    )
+    trust_api_key: SecretStr = Field(
+        description="This trust's API key; the hub identifies the trust by it.",
+    )
+    trust_api_key_header: str = Field(
+        default="X-Trust-API-Key",
+        min_length=1,
+        description="Header that carries the API key (FLIP deployments use X-Trust-API-Key or Authorization).",
+    )
+    poll_interval_seconds: float = Field(default=5.0, gt=0, description="Seconds between polls for pending tasks.")
+    expected_trust_id: UUID | None = Field(
+        default=None,
+        description="Trust id this key must belong to; a mismatch stops the agent before any task runs.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=5.0, gt=0, le=25, description="Seconds between heartbeats (the hub marks a trust offline after 30)."
+    )
+    max_concurrent_tasks: int = Field(default=4, ge=1, le=256, description="Handlers that may run at once.")
+    handler_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds a handler may run before its task fails as timed out."
+    )
+    state_dir: Path = Field(
+        default=Path("state"), description="Directory for the agent's local state."
+    )
+    drain_timeout_seconds: float = Field(
+        default=60.0, ge=0, description="Seconds a stop waits for in-flight tasks to finish and report."
+    )
+    enabled_task_types: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Comma-separated task types this trust runs; empty means every registered type.",
+    )
+    poll_burst_interval_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds between polls while the hub still hands out tasks (FLIP allows 30 polls a minute).",
+    )
+    hub_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait between retries while the hub fails, in seconds."
+    )
+    auth_retry_seconds: float = Field(
+        default=60.0, gt=0, description="Seconds between checks while the hub rejects the API key."
+    )
+    http_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of each request to the hub, in seconds."
+    )
+
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow a plain http:// hub URL to a host that is not loopback."
+    )
+
+    @field_validator("central_hub_api_url")
+    @classmethod
+    def _check_hub_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://hub.example.org/api")
+        return value
+
+    @model_validator(mode="after")
+    def _check_plain_http(self) -> Settings:
+        parts = urlsplit(self.central_hub_api_url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or "") and not self.allow_insecure_http:
+            raise PydanticCustomError(
+                "insecure_url",
+                "CENTRAL_HUB_API_URL is invalid: '{url}' sends the API key over plain http to a host that is not"
+                " loopback; use https, or set ALLOW_INSECURE_HTTP=true if the network is trusted",
+                {"url": self.central_hub_api_url},
+            )
+        return self
+
+    @field_validator("enabled_task_types", mode="before")
+    @classmethod
+    def _split_task_types(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = [name.strip() for name in value.split(",") if name.strip()]
+            return names or None
+        return value
+
+    @field_validator("trust_api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    def hub_url(self, path: str) -> str:
+        """Join an endpoint path such as `/tasks/pending` to the hub's API URL."""
+        return f"{self.central_hub_api_url}{path}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_name(field_name: str) -> str:
+    return field_name.upper()
+
+
+def load_settings(overrides: dict[str, Any] | None = None, env_file: Path | None = None) -> Settings:
+    """Build the settings from flags (`overrides`), the environment and an env file.
+
+    Without `env_file`, `.env` in the working directory is read when it exists.
+    Raises SettingsError with one line per problem, each naming the variable.
+    """
+    if env_file is not None and not env_file.is_file():
+        raise SettingsError(f"--env-file {env_file}: file not found; pass an existing file or leave the flag out")
+    if env_file is None and DEFAULT_ENV_FILE.is_file():
+        env_file = DEFAULT_ENV_FILE
+
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    try:
+        return Settings(_env_file=env_file, **given)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Turn pydantic's report into lines such as `POLL_INTERVAL_SECONDS: must be > 0 (got '-1')`."""
+    lines = []
+    for problem in error.errors():
+        if not problem["loc"]:
+            lines.append(problem["msg"])
+            continue
+        name = env_name(str(problem["loc"][0]))
+        if problem["type"] == "missing":
+            lines.append(f"{name} is missing: set it in the environment or the env file (see config.example.env)")
+            continue
+        message = problem["msg"].removeprefix("Value error, ")
+        got = problem.get("input")
+        shown = "" if name == "TRUST_API_KEY" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{name} is invalid: {message}{shown}")
+    return "\n".join(lines)
