@@ -115,13 +115,11 @@ class Agent:
         """Stop claiming new tasks; heartbeats, running handlers and reports go on."""
         if not self.paused:
             self.paused = True
-            log.info("polling paused")
             self._publish(Paused())
 
     def resume(self) -> None:
         if self.paused:
             self.paused = False
-            log.info("polling resumed")
             self._publish(Resumed())
             self._wake_poll.set()
 
@@ -193,9 +191,7 @@ class Agent:
         timeout = self.settings.drain_timeout_seconds if timeout_seconds is None else timeout_seconds
         self._claiming = False
         self._wake_poll.set()
-        in_flight = self.in_flight
-        log.info("draining: %d task(s) in flight, waiting up to %g s", in_flight, timeout)
-        self._publish(DrainStarted(in_flight=in_flight, timeout_seconds=timeout))
+        self._publish(DrainStarted(in_flight=self.in_flight, timeout_seconds=timeout))
 
         try:
             async with asyncio.timeout(timeout):
@@ -221,7 +217,6 @@ class Agent:
             wake.set()
         self._outbox.put_nowait(None)
         self._set_connectivity(Connectivity.STOPPED, reason)
-        log.info("agent stopped: %s", reason)
         self._publish(AgentStopped(reason=reason))
 
     def _is_idle(self) -> bool:
@@ -240,7 +235,6 @@ class Agent:
         if state is self.connectivity:
             return
         previous, self.connectivity = self.connectivity, state
-        log.info("hub connectivity %s -> %s: %s", previous, state, reason)
         self._publish(ConnectivityChanged(previous=previous, current=state, reason=reason))
 
     def _hub_retrying(
@@ -314,7 +308,6 @@ class Agent:
         self._heartbeat_failures += 1
         assert isinstance(error, HubError)
         self._note_hub_failure(error, self._heartbeat_failures)
-        log.warning("heartbeat failed (attempt %d): %s; retrying in %.1f s", retry_state.attempt_number, error, wait or 0)
         self._publish(HeartbeatFailed(error=str(error), status_code=error.status_code, retry_in_seconds=wait))
 
     def _note_hub_failure(self, error: HubError, consecutive: int) -> None:
@@ -342,13 +335,6 @@ class Agent:
         expected = self.settings.expected_trust_id
         if expected is not None and identity.trust_id.lower() != str(expected).lower():
             if not self._stopped.is_set():
-                log.error(
-                    "identity mismatch: the hub says this key belongs to trust %s (%s), but EXPECTED_TRUST_ID is %s;"
-                    " check that this agent was deployed with this trust's key",
-                    identity.trust_id,
-                    identity.trust_name,
-                    expected,
-                )
                 self._publish(
                     IdentityMismatch(
                         expected_trust_id=str(expected), trust_id=identity.trust_id, trust_name=identity.trust_name
@@ -359,7 +345,6 @@ class Agent:
 
         if self.identity is None:
             self.identity = identity
-            log.info("hub identifies this trust as %s (%s)", identity.trust_name, identity.trust_id)
             self._publish(IdentityConfirmed(trust_id=identity.trust_id, trust_name=identity.trust_name))
             self._identity_ready.set()
         return True
@@ -414,8 +399,7 @@ class Agent:
                     try:
                         reply = await self.client.poll()
                     except MalformedReply as error:
-                        # A broken reply is logged and skipped; the next poll is a normal one.
-                        log.warning("poll reply unusable: %s", error)
+                        # A broken reply is reported and skipped; the next poll is a normal one.
                         self._publish(MalformedReplyEvent(endpoint=error.endpoint, reason=str(error)))
                         return None
         except HubError:
@@ -440,7 +424,6 @@ class Agent:
             self._note_hub_failure(error, 1)
         elif self.connectivity is Connectivity.ONLINE:
             self._set_connectivity(Connectivity.DEGRADED, f"polls fail: {error}")
-        log.warning("poll failed (attempt %d): %s; retrying in %.1f s", retry_state.attempt_number, error, wait or 0)
         self.next_poll_at = utc_now() + timedelta(seconds=wait or 0)
         self._publish(PollFailed(error=str(error), status_code=error.status_code, retry_in_seconds=wait))
 
@@ -452,7 +435,6 @@ class Agent:
             return
 
         for invalid in reply.invalid:
-            log.warning("invalid task from the hub (id %s): %s", invalid.task_id or "unknown", invalid.reason)
             self._publish(MalformedReplyEvent(endpoint="pending", reason=invalid.reason))
             if invalid.task_id is not None and invalid.task_id not in self.tasks:
                 record = self._new_record(invalid.task_id, invalid.task_type or "unknown", "not readable")
@@ -468,7 +450,6 @@ class Agent:
     def _new_record(self, task_id: str, task_type: str, payload_summary: str) -> TaskRecord:
         record = TaskRecord(task_id=task_id, task_type=task_type, payload_summary=payload_summary, received_at=utc_now())
         self.tasks[task_id] = record
-        log.info("task %s (%s) received", task_id, task_type)
         self._publish(TaskReceived(task_id=task_id, task_type=task_type))
         return record
 
@@ -483,7 +464,6 @@ class Agent:
             record.state = TaskState.AWAITING_REPORT
             record.rejection = None
             self._outbox.put_nowait(record.task_id)
-        log.info("task %s (%s) handed out again: %s", record.task_id, record.task_type, reason)
         self._publish(TaskSkipped(task_id=record.task_id, task_type=record.task_type, reason=reason))
 
     def _start(self, task: PendingTask) -> None:
@@ -495,7 +475,6 @@ class Agent:
             async with self._slots:
                 record.state = TaskState.RUNNING
                 record.started_at = utc_now()
-                log.info("task %s (%s) started", record.task_id, record.task_type)
                 self._publish(TaskStarted(task_id=record.task_id, task_type=record.task_type))
 
                 outcome = await run_handler(
@@ -517,10 +496,6 @@ class Agent:
         record.error = outcome.error
         record.state = TaskState.AWAITING_REPORT
         duration = record.duration_seconds or 0.0
-        if outcome.success:
-            log.info("task %s (%s) finished in %.2f s", record.task_id, record.task_type, duration)
-        else:
-            log.warning("task %s (%s) failed in %.2f s: %s", record.task_id, record.task_type, duration, outcome.error)
         self._publish(
             TaskFinished(
                 task_id=record.task_id,
@@ -552,14 +527,6 @@ class Agent:
             error = retry_state.outcome.exception() if retry_state.outcome else None
             wait = retry_state.next_action.sleep if retry_state.next_action else None
             assert isinstance(error, HubError)
-            log.warning(
-                "report of task %s (%s) failed (attempt %d): %s; retrying in %.1f s",
-                task_id,
-                record.task_type,
-                retry_state.attempt_number,
-                error,
-                wait or 0,
-            )
             self._publish(
                 ReportFailed(
                     task_id=task_id,
@@ -587,13 +554,6 @@ class Agent:
         except ResultRejected as error:
             record.state = TaskState.REJECTED
             record.rejection = f"{error.status_code}: {error}"
-            log.error(
-                "result of task %s (%s) rejected by the hub with %s: %s; not resending",
-                task_id,
-                record.task_type,
-                error.status_code,
-                error,
-            )
             self._publish(
                 ReportFailed(
                     task_id=task_id,
@@ -615,7 +575,6 @@ class Agent:
         record.report_attempts.append(ReportAttempt(utc_now(), accepted.status_code, None))
         record.state = TaskState.DONE
         attempts = len(record.report_attempts)
-        log.info("task %s (%s) reported after %d attempt(s)", task_id, record.task_type, attempts)
         self._publish(
             TaskReported(task_id=task_id, task_type=record.task_type, attempts=attempts, status_code=accepted.status_code)
         )

@@ -1,0 +1,128 @@
+"""The `trust-console` command.
+
+`trust-console` opens the console on the agent; `--headless` runs the same
+agent with logs only. `demo` and `hub` run the embedded hub. Textual is
+imported only when a console is about to open, so servers running headless
+never load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .settings import Settings, SettingsError, env_name, load_settings
+
+EXIT_USAGE = 2
+
+SECRET_FIELDS = {"trust_api_key"}
+"""Settings never taken as flags, because a flag shows in the process list."""
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "settings", "Each flag overrides the environment variable of the same name, which overrides the env file."
+    )
+    for name, field in Settings.model_fields.items():
+        if name in SECRET_FIELDS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = "" if field.is_required() else f" Default: {field.get_default()}."
+        help_text = f"{field.description}{default} Environment: {env_name(name)}."
+        if field.annotation is bool:
+            group.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=name, metavar=env_name(name), default=None, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trust-console",
+        description=(
+            "Outbound-only trust agent for a FLIP hub: heartbeats, polls for tasks, runs handlers and reports"
+            " results, with a live console. TRUST_API_KEY is read from the environment or the env file only."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"trust-console {__version__}")
+    parser.add_argument("--headless", action="store_true", help="Run without the console, logging to stderr.")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="Read settings from this file (default: .env in the working directory, when it exists).",
+    )
+    _add_setting_flags(parser)
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="Run the agent against an embedded hub on loopback with a stream of tasks.")
+    demo.add_argument("--headless", action="store_true", help="Run the demo without the console, logging to stderr.")
+    demo.add_argument(
+        "--task-interval",
+        type=float,
+        default=1.5,
+        metavar="SECONDS",
+        help="Seconds between tasks the demo hub enqueues (default: 1.5).",
+    )
+
+    hub = commands.add_parser("hub", help="Run the embedded hub alone on loopback, for trying an agent against it.")
+    hub.add_argument("--port", type=int, default=8765, help="Loopback port to listen on (default: 8765; 0 picks one).")
+    hub.add_argument(
+        "--api-key",
+        default="demo-trust-key",
+        help="API key the hub accepts for its one trust (default: demo-trust-key).",
+    )
+    hub.add_argument("--generate", action="store_true", help="Enqueue a steady stream of demo tasks.")
+    return parser
+
+
+def _setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name, None) for name in Settings.model_fields if name not in SECRET_FIELDS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(headless=args.headless, task_interval_seconds=args.task_interval)
+
+    if args.command == "hub":
+        from .hub import run_hub
+
+        return run_hub(port=args.port, api_key=args.api_key, generate=args.generate) or 0
+
+    try:
+        settings = load_settings(_setting_overrides(args), env_file=args.env_file)
+    except SettingsError as error:
+        print(f"trust-console: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if args.headless:
+        return run_agent_headless(settings)
+    return run_agent_console(settings)
+
+
+def run_agent_headless(settings: Settings) -> int:
+    from .headless import configure_logging, run_headless
+
+    configure_logging()
+    return asyncio.run(run_headless(settings))
+
+
+def run_agent_console(settings: Settings) -> int:
+    from .agent import Agent
+    from .tui import TrustConsoleApp
+
+    agent = Agent(settings)
+    TrustConsoleApp(agent).run()
+    return agent.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
