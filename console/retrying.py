@@ -21,7 +21,7 @@ class wait_for_hub(wait_base):
     def __init__(self, initial_seconds: float, max_seconds: float, auth_retry_seconds: float) -> None:
         self.max_seconds = max_seconds
         self.auth_retry_seconds = auth_retry_seconds
-        self._backoff = wait_exponential_jitter(initial=initial_seconds, max=max_seconds, jitter=initial_seconds)
+        self._backoff = wait_exponential_jitter(multiplier=initial_seconds, max=max_seconds, jitter=initial_seconds)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None

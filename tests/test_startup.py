@@ -1,0 +1,47 @@
+"""Start-up guarantees that do not need a hub."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from console.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_headless_startup_never_imports_textual() -> None:
+    script = (
+        "import sys\n"
+        "import console.cli, console.headless, console.agent, console.demo\n"
+        "console.cli.build_parser()\n"
+        "leaked = sorted(name for name in sys.modules if name == 'textual' or name.startswith('textual.'))\n"
+        "print(leaked)\n"
+        "sys.exit(1 if leaked else 0)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_example_env_documents_every_setting() -> None:
+    text = (ROOT / "config.example.env").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+    expected = {name.upper() for name in Settings.model_fields}
+
+    assert expected - documented == set()
+    assert documented - expected == set()
+
+
+def test_help_lists_flags_but_not_the_key() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "console", "--help"], capture_output=True, text=True, timeout=60
+    )
+
+    assert completed.returncode == 0
+    assert "--poll-interval-seconds" in completed.stdout
+    assert "--trust-api-key " not in completed.stdout
+    assert "--trust-api-key-header" in completed.stdout
