@@ -1,0 +1,247 @@
+"""The operator console: a Textual app that hosts one Agent and shows what it does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer
+from textual.worker import Worker, WorkerState
+
+from console.agent import Agent
+from console.events import AgentStopped, IdentityMismatch, Paused, Resumed, TaskEvent, utc_now
+from console.records import TaskState
+
+from .confirm_quit import ConfirmQuitScreen
+from .detail import TaskDetail
+from .header import StatusHeader
+from .identity_mismatch import IdentityMismatchScreen
+from .log_pane import EventLog
+from .messages import AgentEventPosted
+from .task_table import TaskTable
+
+FLUSH_INTERVAL_SECONDS = 0.25
+"""Rows, the header and the detail pane are redrawn at most this often, however fast events come."""
+
+RECENT_AGE = timedelta(seconds=65)
+"""Rows younger than this show their age in seconds, so they are rechecked every second."""
+
+FULL_RECHECK_TICKS = 10
+
+ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
+
+ALLOWED_AFTER_MISMATCH = frozenset({"quit", "help_quit"})
+
+
+class TrustConsoleApp(App[int]):
+    """Run an Agent's heartbeat, poll and report loops as workers, and show their events.
+
+    The app exits with the agent's exit code as both its result and its
+    return code: 0 after an operator quit, 2 after an identity mismatch.
+    """
+
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/resume polling", id="toggle-pause"),
+        Binding("r", "retry_report", "Retry report", id="retry-report"),
+        Binding("o", "poll_now", "Poll now", id="poll-now"),
+        Binding("s", "save_screenshot", "Screenshot", id="save-screenshot"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        title: str = "trust-console",
+        screenshot_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.agent = agent
+        self.title = title
+        self.screenshot_dir = screenshot_dir or Path.cwd()
+        self.mismatch: IdentityMismatch | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._header_dirty = True
+        self._retry_enabled = False
+        self._ticks = 0
+        self._closed = False
+
+        # Kept by reference: queries search only the active screen, which may be a modal.
+        self.header = StatusHeader(agent, title, id="header")
+        self.task_table = TaskTable(id="tasks")
+        self.detail = TaskDetail(id="detail")
+        self.event_log = EventLog(id="log")
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        with Horizontal(id="main"):
+            yield self.task_table
+            yield self.detail
+        yield self.event_log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.task_table.border_title = "Tasks"
+        self.detail.border_title = "Task detail"
+        self.event_log.border_title = "Events"
+
+        self._unsubscribe = self.agent.bus.subscribe(self._forward_event)
+        for name, loop in (
+            ("heartbeat", self.agent.heartbeat_loop),
+            ("poll", self.agent.poll_loop),
+            ("report", self.agent.report_loop),
+        ):
+            self.run_worker(loop(), name=f"{name} loop", group=name, exit_on_error=False)
+
+        self.task_table.mark_dirty(self.agent.tasks)
+        self.set_interval(FLUSH_INTERVAL_SECONDS, self._flush)
+        self.set_interval(1.0, self._tick)
+        self.task_table.focus()
+
+    async def on_unmount(self) -> None:
+        await self._close_agent()
+
+    # Events from the agent.
+
+    def _forward_event(self, event) -> None:  # type: ignore[no-untyped-def]
+        """Receive an event on the bus; the bus calls this on the app's own event loop."""
+        self.post_message(AgentEventPosted(event))
+
+    @on(AgentEventPosted)
+    def _show_event(self, message: AgentEventPosted) -> None:
+        event = message.event
+        self.event_log.add_event(event)
+        self._header_dirty = True
+        if isinstance(event, TaskEvent):
+            self.task_table.mark_dirty([event.task_id])
+        if isinstance(event, (Paused, Resumed, AgentStopped)):
+            self.refresh_bindings()
+        if isinstance(event, IdentityMismatch) and self.mismatch is None:
+            self.mismatch = event
+            self.push_screen(IdentityMismatchScreen(event))
+            self.refresh_bindings()
+
+    @on(Worker.StateChanged)
+    def _report_worker_error(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"The {event.worker.name} stopped with an error: {error!r}", severity="error", markup=False)
+
+    @on(DataTable.RowHighlighted, "#tasks")
+    def _show_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        task_id = event.row_key.value
+        self.detail.show(self.agent.tasks.get(task_id) if task_id else None)
+        self._update_retry_binding()
+
+    # Redrawing.
+
+    def _tick(self) -> None:
+        """Recheck the rows whose age or running time moves, and the heartbeat's age."""
+        self._ticks += 1
+        now = utc_now()
+        tasks = self.agent.tasks.values()
+        if self._ticks % FULL_RECHECK_TICKS == 0:
+            ids = [record.task_id for record in tasks]
+        else:
+            ids = [
+                record.task_id
+                for record in tasks
+                if record.state in ACTIVE_STATES or now - record.received_at < RECENT_AGE
+            ]
+        self.task_table.mark_dirty(ids)
+        self._header_dirty = True
+
+    def _flush(self) -> None:
+        """Apply every change queued since the last flush in one batch."""
+        now = utc_now()
+        table = self.task_table
+        detail = self.detail
+        with self.batch_update():
+            changed = table.flush(self.agent.tasks, now)
+            selected = table.selected_task_id
+            if selected != detail.task_id or selected in changed:
+                detail.show(self.agent.tasks.get(selected) if selected else None)
+            if self._header_dirty:
+                self._header_dirty = False
+                self.header.show_status(now)
+        self._update_retry_binding()
+
+    def _selected_can_retry(self) -> bool:
+        selected = self.task_table.selected_task_id
+        return selected is not None and self.agent.can_retry_report(selected)
+
+    def _update_retry_binding(self) -> None:
+        enabled = self._selected_can_retry()
+        if enabled != self._retry_enabled:
+            self._retry_enabled = enabled
+            self.refresh_bindings()
+
+    # Actions.
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Enable each key only when its action can do something; after a mismatch, only quit."""
+        if self.mismatch is not None:
+            return action in ALLOWED_AFTER_MISMATCH
+        if action == "retry_report":
+            return True if self._selected_can_retry() else None
+        if action in ("toggle_pause", "poll_now") and self.agent.stopped:
+            return None
+        if action == "poll_now" and self.agent.paused:
+            return None
+        return True
+
+    def action_toggle_pause(self) -> None:
+        if self.agent.paused:
+            self.agent.resume()
+        else:
+            self.agent.pause()
+        self._header_dirty = True
+
+    def action_retry_report(self) -> None:
+        task_id = self.task_table.selected_task_id
+        if task_id is not None and self.agent.retry_report(task_id):
+            self.notify("Sending the report again now.")
+
+    def action_poll_now(self) -> None:
+        self.agent.poll_now()
+
+    def action_save_screenshot(self) -> None:
+        path = self.save_screenshot(path=str(self.screenshot_dir))
+        self.notify(f"Screenshot saved to {path}", markup=False)
+
+    async def action_quit(self) -> None:
+        """Quit, asking first while tasks are in flight; `ctrl+q` comes here too."""
+        if isinstance(self.screen, ConfirmQuitScreen):
+            return
+        in_flight = self.agent.in_flight
+        if in_flight > 0 and not self.agent.stopped:
+            self.push_screen(ConfirmQuitScreen(in_flight), self._quit_if_confirmed)
+            return
+        await self._quit()
+
+    async def _quit_if_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            await self._quit()
+
+    async def _quit(self) -> None:
+        await self._close_agent()
+        self.exit(self.agent.exit_code, return_code=self.agent.exit_code)
+
+    async def _close_agent(self) -> None:
+        """Stop the agent's loops and close its hub client, once."""
+        if self._closed:
+            return
+        self._closed = True
+        self.agent.stop("operator quit")
+        await self.agent.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None

@@ -1,0 +1,53 @@
+"""The event log pane: the headless runner's line for each event, keeping only the latest lines."""
+
+from __future__ import annotations
+
+import logging
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from console.event_log import describe_event
+from console.events import AgentEvent
+
+from .formatting import format_clock
+from .text import literal
+
+MAX_LOG_LINES = 1000
+
+MAX_LINE_CHARS = 500
+
+LEVEL_STYLES = {
+    logging.DEBUG: "dim",
+    logging.INFO: "",
+    logging.WARNING: "yellow",
+    logging.ERROR: "bold red",
+}
+
+
+def event_line(event: AgentEvent) -> Text | None:
+    """Return the log pane's line for `event`, or None for events too frequent to log.
+
+    The words come from `console.event_log`, so the console and the headless
+    log use the same words. Hub text in them is shown literally, never as markup.
+    """
+    described = describe_event(event)
+    if described is None:
+        return None
+    level, message = described
+    line = Text(format_clock(event.at) + " ", style="dim", no_wrap=True, end="")
+    line.append_text(literal(message, style=LEVEL_STYLES.get(level, ""), max_chars=MAX_LINE_CHARS))
+    return line
+
+
+class EventLog(RichLog):
+    """A bounded log of agent events; the oldest lines drop off the top."""
+
+    def __init__(self, *, id: str | None = None, max_lines: int = MAX_LOG_LINES) -> None:
+        super().__init__(id=id, max_lines=max_lines, wrap=False, markup=False, highlight=False)
+
+    def add_event(self, event: AgentEvent) -> None:
+        """Write the event's line, unless the shared event log leaves that kind of event out."""
+        line = event_line(event)
+        if line is not None:
+            self.write(line)

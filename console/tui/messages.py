@@ -1,0 +1,15 @@
+"""Textual messages that carry the agent's events into the console."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from console.events import AgentEvent
+
+
+class AgentEventPosted(Message):
+    """An agent event, posted from the event bus so an `@on` handler can update the screen."""
+
+    def __init__(self, event: AgentEvent) -> None:
+        super().__init__()
+        self.event = event

@@ -1,0 +1,128 @@
+"""The console's keys: pause and resume, retry a failed report, and quit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import Static
+
+from console.events import Connectivity
+from console.hub import EmbeddedHub, TaskStatus
+from console.records import TaskState
+from console.tui.confirm_quit import ConfirmQuitScreen
+from console.tui.task_table import TaskTable
+
+from tui_support import SIZE, MakeApp, eventually, static_text
+
+
+async def test_pause_key_stops_claiming_and_resumes(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        agent = app.agent
+        badge = app.query_one("#paused-badge", Static)
+        assert await eventually(pilot, lambda: agent.connectivity is Connectivity.ONLINE)
+        assert not badge.display
+
+        await pilot.press("p")
+        assert agent.paused
+        assert await eventually(pilot, lambda: badge.display)
+        assert static_text(badge).strip() == "PAUSED"
+
+        task = hub.store.enqueue("echo", {})
+        heartbeat_before = agent.last_heartbeat_at
+        assert await eventually(pilot, lambda: agent.last_heartbeat_at != heartbeat_before)
+        # Several poll intervals pass; a paused agent claims nothing.
+        await pilot.pause(1.0)
+        assert hub.store.task(task.id).status is TaskStatus.PENDING
+        assert badge.display
+
+        await pilot.press("p")
+        assert not agent.paused
+        assert await eventually(pilot, lambda: task.id in agent.tasks)
+        assert await eventually(pilot, lambda: agent.tasks[task.id].state is TaskState.DONE)
+        assert await eventually(pilot, lambda: not badge.display)
+
+
+async def test_retry_key_disabled_without_failed_report(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    task = hub.store.enqueue("echo", {})
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(TaskTable)
+        assert app.check_action("retry_report", ()) is None
+        assert await eventually(pilot, lambda: table.selected_task_id == task.id)
+        assert await eventually(pilot, lambda: app.agent.tasks[task.id].state is TaskState.DONE)
+
+        await pilot.press("r")
+        await pilot.pause()
+
+        assert app.check_action("retry_report", ()) is None
+        assert len(app.agent.tasks[task.id].report_attempts) == 1
+
+
+async def test_retry_key_resends_failed_report(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    # A 429 with Retry-After 60 delays the next attempt by a minute, so only the key can send it sooner.
+    hub.faults.fail_next("result", 429, retry_after=60)
+    task = hub.store.enqueue("echo", {"n": 7})
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        agent = app.agent
+        table = app.query_one(TaskTable)
+        failing = await eventually(pilot, lambda: task.id in agent.tasks and agent.can_retry_report(task.id))
+        assert failing
+        assert await eventually(pilot, lambda: table.selected_task_id == task.id)
+        assert await eventually(pilot, lambda: app.check_action("retry_report", ()) is True)
+        assert agent.tasks[task.id].state is TaskState.AWAITING_REPORT
+        assert table.get_cell(task.id, "reports").plain == "1 (429)"
+
+        await pilot.press("r")
+        delivered = await eventually(pilot, lambda: agent.tasks[task.id].state is TaskState.DONE, timeout=5.0)
+
+        assert delivered
+        assert [attempt.status_code for attempt in agent.tasks[task.id].report_attempts] == [429, 200]
+        assert hub.store.task(task.id).status is TaskStatus.COMPLETED
+        assert await eventually(pilot, lambda: app.check_action("retry_report", ()) is None)
+
+
+async def test_quit_key_without_work_quits(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        assert await eventually(pilot, lambda: app.agent.connectivity is Connectivity.ONLINE)
+        await pilot.press("q")
+        quit_now = await eventually(pilot, lambda: app.return_code is not None)
+
+        assert quit_now
+        assert app.return_code == 0
+        assert app.agent.stopped
+        assert app.agent.stop_reason == "operator quit"
+
+
+async def test_quit_key_with_work_in_flight_asks_first(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    task = hub.store.enqueue("sleep", {"seconds": 30})
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        agent = app.agent
+        assert await eventually(pilot, lambda: task.id in agent.tasks)
+        assert await eventually(pilot, lambda: agent.tasks[task.id].state is TaskState.RUNNING)
+
+        await pilot.press("q")
+        assert await eventually(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen))
+        await pilot.press("n")
+        assert await eventually(pilot, lambda: not isinstance(app.screen, ConfirmQuitScreen))
+        await asyncio.sleep(0.1)
+        assert not agent.stopped
+        assert app.return_code is None
+        assert agent.tasks[task.id].state is TaskState.RUNNING
+
+        await pilot.press("q")
+        assert await eventually(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen))
+        await pilot.press("y")
+        quit_now = await eventually(pilot, lambda: app.return_code is not None)
+
+        assert quit_now
+        assert app.return_code == 0
+        assert agent.stopped

@@ -1,0 +1,95 @@
+"""The header, the auth banner and the identity-mismatch screen."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+from textual.widgets import Static
+
+from console.events import Connectivity
+from console.hub import EmbeddedHub, TaskStatus
+from console.tui.identity_mismatch import IdentityMismatchScreen
+
+from tui_support import SIZE, TRUST_NAME, MakeApp, eventually, static_text
+
+CONSOLE_PACKAGE = Path(__file__).resolve().parents[2] / "console"
+
+
+async def test_header_shows_identity_and_heartbeat(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        identity = app.query_one("#identity", Static)
+        timing = app.query_one("#timing", Static)
+        badge = app.query_one("#connectivity-badge", Static)
+        identified = await eventually(pilot, lambda: TRUST_NAME in static_text(identity, width=200))
+
+        assert identified
+        assert hub.trust is not None
+        assert hub.trust.trust_id in static_text(identity, width=200)
+        assert hub.api_url in static_text(identity, width=200)
+        assert await eventually(pilot, lambda: static_text(badge).strip() == "ONLINE")
+        assert badge.has_class("-online")
+        assert await eventually(pilot, lambda: "last heartbeat" in static_text(timing, width=200))
+        assert re.search(r"round trip \d+ ms", static_text(timing, width=200))
+
+
+async def test_auth_failure_shows_banner(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    app = make_app(trust_api_key="not-the-key-the-hub-knows")
+
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.query_one("#auth-banner", Static)
+        badge = app.query_one("#connectivity-badge", Static)
+        assert not banner.display
+
+        banner_shown = await eventually(pilot, lambda: banner.display)
+
+        assert banner_shown
+        assert app.agent.connectivity is Connectivity.AUTH_FAILED
+        assert "TRUST_API_KEY and TRUST_API_KEY_HEADER" in static_text(banner, width=300)
+        assert "'X-Trust-API-Key'" in static_text(banner, width=300)
+        assert static_text(badge).strip() == "AUTH FAILED"
+
+
+async def test_identity_mismatch_blocks_console(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    expected = str(uuid.uuid4())
+    task = hub.store.enqueue("echo", {})
+    app = make_app(expected_trust_id=expected)
+
+    async with app.run_test(size=SIZE) as pilot:
+        blocked = await eventually(pilot, lambda: isinstance(app.screen, IdentityMismatchScreen))
+        assert blocked
+        message = static_text(app.screen.query_one("#mismatch-message", Static), width=200)
+
+        assert expected in message
+        assert hub.trust is not None
+        assert hub.trust.trust_id in message
+        assert "agent stopped" in message
+        assert app.agent.stopped
+        assert hub.store.task(task.id).status is TaskStatus.PENDING
+
+        for key in ("p", "r", "o", "escape"):
+            await pilot.press(key)
+        await pilot.pause()
+        assert isinstance(app.screen, IdentityMismatchScreen)
+        assert not app.agent.paused
+        assert app.check_action("toggle_pause", ()) is False
+
+        await pilot.press("q")
+        quit_now = await eventually(pilot, lambda: app.return_code is not None)
+
+        assert quit_now
+        assert app.return_code == 2
+
+
+def test_only_console_tui_imports_textual() -> None:
+    importers = [
+        path.relative_to(CONSOLE_PACKAGE).as_posix()
+        for path in CONSOLE_PACKAGE.rglob("*.py")
+        if "tui" not in path.relative_to(CONSOLE_PACKAGE).parts
+        and re.search(r"^\s*(from|import)\s+textual\b", path.read_text(), re.MULTILINE)
+    ]
+
+    assert importers == []

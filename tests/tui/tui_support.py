@@ -1,0 +1,47 @@
+"""Helpers for the console tests: bounded waits and the plain text that widgets show."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console, RenderableType
+from textual.pilot import Pilot
+from textual.widgets import RichLog, Static
+
+from console.tui import TrustConsoleApp
+
+API_KEY = "tui-test-key-0123456789abcdef"
+TRUST_NAME = "Test Trust"
+SIZE = (140, 40)
+
+MakeApp = Callable[..., TrustConsoleApp]
+
+
+async def eventually(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Let the app run until `condition()` holds; False if it still fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await pilot.pause(0.02)
+    return True
+
+
+def plain_text(renderable: RenderableType, width: int = 120) -> str:
+    """Render a Rich renderable to plain text, as a terminal of `width` columns would show it."""
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+def static_text(widget: Static, width: int = 120) -> str:
+    """Return the plain text a Static widget currently shows."""
+    return plain_text(widget.content, width)  # type: ignore[arg-type]
+
+
+def log_text(log: RichLog) -> str:
+    """Return every line the log pane holds, as plain text."""
+    return "\n".join(line.text for line in log.lines)
