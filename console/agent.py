@@ -33,6 +33,7 @@ from .events import (
     PollFailed,
     PollScheduled,
     ReportFailed,
+    ReportStuck,
     Resumed,
     TaskFinished,
     TaskReceived,
@@ -53,6 +54,7 @@ from .hub_client import (
     RateLimited,
     ResultRejected,
 )
+from .ledger import AgentLock, Ledger, LedgerError, prepare_state_dir
 from .records import ReportAttempt, TaskRecord, TaskState, summarize_payload
 from .retrying import sleep_unless_woken, wait_for_hub
 from .settings import Settings
@@ -61,6 +63,17 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_CONFIGURATION = 2
+
+MAX_HANDLER_RUNS = 2
+"""Handler starts allowed per task across agent restarts, so a task that crashes the agent cannot loop."""
+
+CONTROL_INTERVAL_SECONDS = 0.5
+"""How often the agent reads operator requests from the ledger."""
+
+RECENT_RECORDS = 500
+"""Delivered tasks loaded from the ledger at start, for the console; older ones stay on disk only."""
+
+CLIENT_REBUILD_AFTER_FAILURES = 3
 
 
 def _is_retryable(error: BaseException) -> bool:
@@ -81,6 +94,15 @@ class Agent:
         self.settings = settings
         self.registry = registry or default_registry()
         self.bus = bus or EventBus()
+
+        # One agent per STATE_DIR: take the lock before touching the ledger.
+        self._lock = AgentLock(prepare_state_dir(settings.state_dir))
+        self._lock.acquire()
+        try:
+            self.ledger = Ledger(settings.state_dir)
+        except LedgerError:
+            self._lock.release()
+            raise
         self.client = client or HubClient(settings)
 
         self.tasks: dict[str, TaskRecord] = {}
@@ -104,10 +126,14 @@ class Agent:
         self._stopped = asyncio.Event()
         self._wake_poll = asyncio.Event()
         self._wake_heartbeat = asyncio.Event()
+        self._wake_control = asyncio.Event()
         self._changed = asyncio.Event()
         self._handler_tasks: dict[str, asyncio.Task[None]] = {}
         self._deliveries: dict[str, asyncio.Task[None]] = {}
         self._retry_now: dict[str, asyncio.Event] = {}
+        self._rebuild_client = False
+        self._closed = False
+        self._resume_plan = self._load_ledger()
 
     # Operator actions.
 
@@ -147,6 +173,46 @@ class Agent:
         self._retry_now[task_id].set()
         return True
 
+    def stuck_task_ids(self) -> list[str]:
+        return [task_id for task_id, record in self.tasks.items() if record.stuck and record.state is TaskState.AWAITING_REPORT]
+
+    def retry_all_stuck(self) -> int:
+        """Retry every stuck report now; return how many were woken."""
+        return sum(self.retry_report(task_id) for task_id in self.stuck_task_ids())
+
+    def can_rerun(self, task_id: str) -> bool:
+        """Check whether a failed task can run again: its failure is not delivered yet."""
+        record = self.tasks.get(task_id)
+        return (
+            record is not None
+            and record.state is TaskState.AWAITING_REPORT
+            and record.success is False
+            and task_id not in self._handler_tasks
+        )
+
+    def rerun(self, task_id: str) -> bool:
+        """Run a failed task's handler again and report the new result instead; False if not applicable."""
+        if not self.can_rerun(task_id):
+            return False
+        stored = self.ledger.load(task_id)
+        payload = stored[1] if stored else None
+        if payload is None:
+            log.warning("task %s cannot run again: its payload is no longer in the ledger", task_id)
+            return False
+
+        delivery = self._deliveries.pop(task_id, None)
+        if delivery is not None:
+            delivery.cancel()
+        self._retry_now.pop(task_id, None)
+        record = self.tasks[task_id]
+        record.state = TaskState.QUEUED
+        record.success = None
+        record.error = None
+        self._persist(self.ledger.record_state, record)
+        log.info("task %s (%s) run again by operator", task_id, record.task_type)
+        self._spawn_handler(record, payload)
+        return True
+
     @property
     def in_flight(self) -> int:
         """Tasks received but not yet reported or rejected."""
@@ -164,7 +230,7 @@ class Agent:
 
     async def run(self) -> int:
         """Run every loop until the agent stops; return the exit code."""
-        loops = [self.heartbeat_loop(), self.poll_loop(), self.report_loop()]
+        loops = [self.heartbeat_loop(), self.poll_loop(), self.report_loop(), self.control_loop()]
         try:
             async with asyncio.TaskGroup() as group:
                 for loop in loops:
@@ -174,13 +240,21 @@ class Agent:
         return self.exit_code
 
     async def close(self) -> None:
-        """Cancel whatever still runs and close the hub client."""
+        """Cancel whatever still runs, close the hub client and release STATE_DIR.
+
+        Finished results stay in the ledger and are delivered at the next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
         self._stopped.set()
         pending = [*self._handler_tasks.values(), *self._deliveries.values()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.client.aclose()
+        self.ledger.close()
+        self._lock.release()
 
     async def drain(self, timeout_seconds: float | None = None) -> bool:
         """Stop claiming, let in-flight tasks finish and report, then stop; True if all were delivered.
@@ -213,11 +287,53 @@ class Agent:
             self.exit_code = exit_code
         self._claiming = False
         self._stopped.set()
-        for wake in (self._wake_poll, self._wake_heartbeat, *self._retry_now.values()):
+        for wake in (self._wake_poll, self._wake_heartbeat, self._wake_control, *self._retry_now.values()):
             wake.set()
         self._outbox.put_nowait(None)
         self._set_connectivity(Connectivity.STOPPED, reason)
         self._publish(AgentStopped(reason=reason))
+
+    def _persist(self, write: Callable[..., None], *arguments: object) -> None:
+        """Write to the ledger; on failure log it and go on, since the record is still in memory."""
+        try:
+            write(*arguments)
+        except LedgerError as error:
+            task_ids = [
+                argument.task_id if isinstance(argument, TaskRecord) else argument
+                for argument in arguments
+                if isinstance(argument, (TaskRecord, str))
+            ]
+            log.error("ledger write failed for task %s: %s", task_ids[0] if task_ids else "-", error)
+
+    def _load_ledger(self) -> list[tuple[TaskRecord, str | None, int]]:
+        """Load recent and unfinished tasks from the ledger; return the unfinished ones to resume."""
+        active = self.ledger.active()
+        active_ids = {record.task_id for record, _, _ in active}
+        for record in reversed(self.ledger.records(limit=RECENT_RECORDS)):
+            if record.task_id not in active_ids:
+                self.tasks[record.task_id] = record
+        for record, _, _ in active:
+            self.tasks[record.task_id] = record
+        if active:
+            log.info("ledger has %d unfinished task(s) from an earlier run; resuming them", len(active))
+        return active
+
+    def _resume(self) -> None:
+        """Deliver stored results, and run again tasks whose handler an earlier stop interrupted."""
+        plan, self._resume_plan = self._resume_plan, []
+        for record, payload, runs in plan:
+            if record.state is TaskState.AWAITING_REPORT:
+                self._outbox.put_nowait(record.task_id)
+            elif payload is None or runs >= MAX_HANDLER_RUNS:
+                outcome = HandlerOutcome.failed(
+                    f"Handler interrupted by agent stops {runs} time(s); not run again"
+                )
+                self._finish(record, outcome)
+            else:
+                if runs:
+                    log.warning("task %s (%s) was interrupted by a stop; running it again", record.task_id, record.task_type)
+                record.state = TaskState.QUEUED
+                self._spawn_handler(record, payload)
 
     def _is_idle(self) -> bool:
         return not self._polling and self.in_flight == 0
@@ -270,6 +386,44 @@ class Agent:
                 log.exception("%s loop failed unexpectedly; restarting it in 1 s", name)
                 await asyncio.sleep(1.0)
 
+    # Operator requests left in the ledger by the command line or another console.
+
+    async def control_loop(self) -> None:
+        await self._guard("control", self._control_forever)
+
+    async def _control_forever(self) -> None:
+        pruned = self.ledger.prune(self.settings.ledger_retention_days)
+        if pruned:
+            log.info("pruned %d delivered task(s) older than %g day(s) from the ledger", pruned, self.settings.ledger_retention_days)
+        while not self._stopped.is_set():
+            for request in self.ledger.pending_requests():
+                outcome = self.handle_request(request.action, request.task_id)
+                log.info("operator request %s %s: %s", request.action, request.task_id or "", outcome)
+                self.ledger.finish_request(request.id, outcome)
+            await sleep_unless_woken(CONTROL_INTERVAL_SECONDS, self._wake_control)
+
+    def handle_request(self, action: str, task_id: str | None) -> str:
+        """Carry out one operator action by name; return what happened, in words."""
+        if action == "pause":
+            self.pause()
+            return "paused"
+        if action == "resume":
+            self.resume()
+            return "resumed"
+        if action == "retry-all-stuck":
+            return f"retrying {self.retry_all_stuck()} stuck report(s)"
+        if task_id is None or task_id not in self.tasks:
+            return f"task {task_id} not found"
+        if action == "retry":
+            if self.retry_report(task_id):
+                return "retrying now"
+            return f"nothing to retry: the task is {self.tasks[task_id].state}"
+        if action == "rerun":
+            if self.rerun(task_id):
+                return "running again"
+            return "cannot run again: only a failed task whose failure is not yet delivered can"
+        return f"unknown action {action!r}"
+
     # Heartbeat.
 
     async def heartbeat_loop(self) -> None:
@@ -289,6 +443,10 @@ class Agent:
                 initial_seconds=self.settings.heartbeat_interval_seconds,
             ):
                 with attempt:
+                    if self._rebuild_client:
+                        self._rebuild_client = False
+                        log.info("no hub request succeeded for %d heartbeats; rebuilding the HTTP client", self._heartbeat_failures)
+                        await self.client.rebuild()
                     reply = await self.client.heartbeat()
         except HubError:
             return  # Only reached when the agent is stopping.
@@ -306,6 +464,8 @@ class Agent:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else None
         self._heartbeat_failures += 1
+        if self._heartbeat_failures % CLIENT_REBUILD_AFTER_FAILURES == 0 and not isinstance(error, AuthFailed):
+            self._rebuild_client = True
         assert isinstance(error, HubError)
         self._note_hub_failure(error, self._heartbeat_failures)
         self._publish(HeartbeatFailed(error=str(error), status_code=error.status_code, retry_in_seconds=wait))
@@ -437,20 +597,31 @@ class Agent:
         for invalid in reply.invalid:
             self._publish(MalformedReplyEvent(endpoint="pending", reason=invalid.reason))
             if invalid.task_id is not None and invalid.task_id not in self.tasks:
-                record = self._new_record(invalid.task_id, invalid.task_type or "unknown", "not readable")
+                record = self._new_record(invalid.task_id, invalid.task_type or "unknown", None)
                 self._finish(record, HandlerOutcome.failed(f"Invalid task from the hub: {invalid.reason}"))
 
         for task in reply.tasks:
-            existing = self.tasks.get(task.id)
+            existing = self.tasks.get(task.id) or self._from_ledger(task.id)
             if existing is None:
                 self._start(task)
             else:
                 self._handle_repeat(existing)
 
-    def _new_record(self, task_id: str, task_type: str, payload_summary: str) -> TaskRecord:
-        record = TaskRecord(task_id=task_id, task_type=task_type, payload_summary=payload_summary, received_at=utc_now())
+    def _new_record(self, task_id: str, task_type: str, payload: str | None) -> TaskRecord:
+        summary = "not readable" if payload is None else summarize_payload(payload)
+        record = TaskRecord(task_id=task_id, task_type=task_type, payload_summary=summary, received_at=utc_now())
         self.tasks[task_id] = record
+        self._persist(self.ledger.record_received, record, payload)
         self._publish(TaskReceived(task_id=task_id, task_type=task_type))
+        return record
+
+    def _from_ledger(self, task_id: str) -> TaskRecord | None:
+        """Find a task delivered long ago and no longer in memory."""
+        stored = self.ledger.load(task_id)
+        if stored is None:
+            return None
+        record = stored[0]
+        self.tasks[task_id] = record
         return record
 
     def _handle_repeat(self, record: TaskRecord) -> None:
@@ -463,18 +634,25 @@ class Agent:
             reason = "already finished; sending the stored result again"
             record.state = TaskState.AWAITING_REPORT
             record.rejection = None
+            self._persist(self.ledger.record_state, record)
             self._outbox.put_nowait(record.task_id)
         self._publish(TaskSkipped(task_id=record.task_id, task_type=record.task_type, reason=reason))
 
     def _start(self, task: PendingTask) -> None:
-        record = self._new_record(task.id, task.task_type, summarize_payload(task.payload))
-        self._handler_tasks[task.id] = asyncio.create_task(self._run_task(record, task.payload), name=f"task-{task.id}")
+        record = self._new_record(task.id, task.task_type, task.payload)
+        self._spawn_handler(record, task.payload)
+
+    def _spawn_handler(self, record: TaskRecord, payload: str) -> None:
+        self._handler_tasks[record.task_id] = asyncio.create_task(
+            self._run_task(record, payload), name=f"task-{record.task_id}"
+        )
 
     async def _run_task(self, record: TaskRecord, payload: str) -> None:
         try:
             async with self._slots:
                 record.state = TaskState.RUNNING
                 record.started_at = utc_now()
+                self._persist(self.ledger.record_started, record)
                 self._publish(TaskStarted(task_id=record.task_id, task_type=record.task_type))
 
                 outcome = await run_handler(
@@ -495,6 +673,10 @@ class Agent:
         record.result = outcome.result
         record.error = outcome.error
         record.state = TaskState.AWAITING_REPORT
+        record.report_attempts = []
+        record.stuck = False
+        # The result reaches the ledger before the first report attempt, so a crash cannot lose it.
+        self._persist(self.ledger.record_finished, record)
         duration = record.duration_seconds or 0.0
         self._publish(
             TaskFinished(
@@ -513,6 +695,7 @@ class Agent:
         await self._guard("report", self._report_forever)
 
     async def _report_forever(self) -> None:
+        self._resume()
         while not self._stopped.is_set():
             task_id = await self._outbox.get()
             if task_id is None or task_id in self._deliveries:
@@ -527,6 +710,7 @@ class Agent:
             error = retry_state.outcome.exception() if retry_state.outcome else None
             wait = retry_state.next_action.sleep if retry_state.next_action else None
             assert isinstance(error, HubError)
+            self._check_stuck(record)
             self._publish(
                 ReportFailed(
                     task_id=task_id,
@@ -549,11 +733,12 @@ class Agent:
                     try:
                         accepted = await self.client.send_result(task_id, bool(record.success), record.result)
                     except HubError as error:
-                        record.report_attempts.append(ReportAttempt(utc_now(), error.status_code, str(error)))
+                        self._add_attempt(record, ReportAttempt(utc_now(), error.status_code, str(error)))
                         raise
         except ResultRejected as error:
             record.state = TaskState.REJECTED
             record.rejection = f"{error.status_code}: {error}"
+            self._persist(self.ledger.record_rejected, record)
             self._publish(
                 ReportFailed(
                     task_id=task_id,
@@ -572,10 +757,26 @@ class Agent:
             self._retry_now.pop(task_id, None)
             self._changed.set()
 
-        record.report_attempts.append(ReportAttempt(utc_now(), accepted.status_code, None))
+        delivered_at = utc_now()
+        self._add_attempt(record, ReportAttempt(delivered_at, accepted.status_code, None))
         record.state = TaskState.DONE
+        record.stuck = False
+        self._persist(self.ledger.record_delivered, record, delivered_at)
         attempts = len(record.report_attempts)
         self._publish(
             TaskReported(task_id=task_id, task_type=record.task_type, attempts=attempts, status_code=accepted.status_code)
         )
 
+    def _add_attempt(self, record: TaskRecord, attempt: ReportAttempt) -> None:
+        record.report_attempts.append(attempt)
+        self._persist(self.ledger.record_attempt, record.task_id, attempt)
+
+    def _check_stuck(self, record: TaskRecord) -> None:
+        if record.stuck or record.finished_at is None:
+            return
+        undelivered = (utc_now() - record.finished_at).total_seconds()
+        if undelivered < self.settings.report_stuck_after_seconds:
+            return
+        record.stuck = True
+        self._persist(self.ledger.record_state, record)
+        self._publish(ReportStuck(task_id=record.task_id, task_type=record.task_type, undelivered_seconds=undelivered))

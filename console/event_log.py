@@ -23,6 +23,7 @@ from .events import (
     PollFailed,
     PollScheduled,
     ReportFailed,
+    ReportStuck,
     Resumed,
     TaskFinished,
     TaskReceived,
@@ -57,6 +58,11 @@ def describe_event(event: AgentEvent) -> tuple[int, str] | None:
             return (
                 logging.WARNING,
                 f"task {task_id} ({task_type}) report failed (attempt {attempt}): {error}{_retry_text(wait)}",
+            )
+        case ReportStuck(task_id=task_id, task_type=task_type, undelivered_seconds=age):
+            return (
+                logging.ERROR,
+                f"task {task_id} ({task_type}) result stuck: undelivered for {age:.0f} s; still retrying",
             )
         case TaskSkipped(task_id=task_id, task_type=task_type, reason=reason):
             return logging.INFO, f"task {task_id} ({task_type}) handed out again: {reason}"

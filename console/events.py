@@ -87,6 +87,13 @@ class ReportFailed(TaskEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportStuck(TaskEvent):
+    """A result is still undelivered after REPORT_STUCK_AFTER_SECONDS; retries go on."""
+
+    undelivered_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskSkipped(TaskEvent):
     """A task from the hub was not run, for the reason given (for example a duplicate)."""
 

@@ -52,6 +52,8 @@ class TaskRecord:
     report_attempts: list[ReportAttempt] = field(default_factory=list)
     rejection: str | None = None
     """The hub's reason when it refused the result for good."""
+    stuck: bool = False
+    """Undelivered for longer than REPORT_STUCK_AFTER_SECONDS; still retried."""
 
     @property
     def duration_seconds(self) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -24,8 +24,8 @@ class SettingsError(Exception):
     """A setting is missing or invalid; the message names the variable and the fix."""
 
 
-class Settings(BaseSettings):
-    """Every setting of the agent; `config.example.env` documents each one."""
+class StateSettings(BaseSettings):
+    """The one setting that the ledger commands (`tasks`, `retry`) need."""
 
     model_config = SettingsConfigDict(
         case_sensitive=False,
@@ -33,6 +33,14 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         hide_input_in_errors=True,
     )
+
+    state_dir: Path = Field(
+        default=Path("state"), description="Directory for the agent's local state: the ledger and its lock."
+    )
+
+
+class Settings(StateSettings):
+    """Every setting of the agent; `config.example.env` documents each one."""
 
     central_hub_api_url: str = Field(
         description="Base URL of the hub's API, including the /api prefix.",
@@ -57,15 +65,18 @@ class Settings(BaseSettings):
     handler_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="Seconds a handler may run before its task fails as timed out."
     )
-    state_dir: Path = Field(
-        default=Path("state"), description="Directory for the agent's local state."
-    )
     drain_timeout_seconds: float = Field(
         default=60.0, ge=0, description="Seconds a stop waits for in-flight tasks to finish and report."
     )
     enabled_task_types: Annotated[list[str] | None, NoDecode] = Field(
         default=None,
         description="Comma-separated task types this trust runs; empty means every registered type.",
+    )
+    report_stuck_after_seconds: float = Field(
+        default=600.0, gt=0, description="Seconds after which an undelivered result is marked stuck (still retried)."
+    )
+    ledger_retention_days: float = Field(
+        default=30.0, gt=0, description="Days a delivered task stays in the ledger before it is pruned."
     )
     poll_burst_interval_seconds: float = Field(
         default=2.0,
@@ -140,12 +151,24 @@ def env_name(field_name: str) -> str:
     return field_name.upper()
 
 
+SettingsModel = TypeVar("SettingsModel", bound=StateSettings)
+
+
 def load_settings(overrides: dict[str, Any] | None = None, env_file: Path | None = None) -> Settings:
     """Build the settings from flags (`overrides`), the environment and an env file.
 
     Without `env_file`, `.env` in the working directory is read when it exists.
     Raises SettingsError with one line per problem, each naming the variable.
     """
+    return _load(Settings, overrides, env_file)
+
+
+def load_state_settings(overrides: dict[str, Any] | None = None, env_file: Path | None = None) -> StateSettings:
+    """Build only STATE_DIR, with the same precedence as `load_settings`."""
+    return _load(StateSettings, overrides, env_file)
+
+
+def _load(model: type[SettingsModel], overrides: dict[str, Any] | None, env_file: Path | None) -> SettingsModel:
     if env_file is not None and not env_file.is_file():
         raise SettingsError(f"--env-file {env_file}: file not found; pass an existing file or leave the flag out")
     if env_file is None and DEFAULT_ENV_FILE.is_file():
@@ -153,7 +176,7 @@ def load_settings(overrides: dict[str, Any] | None = None, env_file: Path | None
 
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     try:
-        return Settings(_env_file=env_file, **given)
+        return model(_env_file=env_file, **given)
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error)) from None
 

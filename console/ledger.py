@@ -1,0 +1,344 @@
+"""The durable ledger: every task the hub handed out, kept in SQLite until the hub has its result.
+
+A result is committed before its first report attempt, so a crash between
+the handler and the hub loses nothing: the next start reads the ledger and
+delivers it. One agent at a time owns a STATE_DIR, enforced by an exclusive
+lock on `agent.lock`. Command-line tools open the same ledger to read it and
+to leave operator requests that the running agent picks up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .records import ReportAttempt, TaskRecord, TaskState
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE = "ledger.sqlite3"
+LOCK_FILE = "agent.lock"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    task_type TEXT NOT NULL,
+    payload TEXT,
+    payload_summary TEXT NOT NULL,
+    state TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    success INTEGER,
+    result TEXT,
+    error TEXT,
+    rejection TEXT,
+    delivered_at TEXT,
+    stuck INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE TABLE IF NOT EXISTS report_attempts (
+    task_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_task ON report_attempts (task_id);
+CREATE TABLE IF NOT EXISTS operator_requests (
+    id INTEGER PRIMARY KEY,
+    action TEXT NOT NULL,
+    task_id TEXT,
+    requested_at TEXT NOT NULL,
+    handled_at TEXT,
+    outcome TEXT
+);
+"""
+
+ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
+
+
+class LedgerError(Exception):
+    """The ledger cannot be used; the message says which file and what to do."""
+
+
+class StateDirLocked(LedgerError):
+    """Another agent already runs on this STATE_DIR."""
+
+
+@dataclass(frozen=True)
+class OperatorRequest:
+    id: int
+    action: str
+    task_id: str | None
+    requested_at: datetime
+
+
+def _text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def prepare_state_dir(state_dir: Path) -> Path:
+    """Create STATE_DIR readable by its owner only (0700), or check an existing one is a directory."""
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise LedgerError(f"STATE_DIR {state_dir} cannot be created ({error.strerror}); choose a writable path") from None
+    if not state_dir.is_dir():
+        raise LedgerError(f"STATE_DIR {state_dir} is not a directory")
+    return state_dir
+
+
+class AgentLock:
+    """An exclusive lock on STATE_DIR/agent.lock, held while an agent runs there."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StateDirLocked(
+                f"another trust-console agent (pid {holder}) is running on STATE_DIR {self.path.parent};"
+                " stop it first, or give this agent its own STATE_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def is_held(state_dir: Path) -> bool:
+        """Check whether an agent currently holds the lock on `state_dir`."""
+        path = state_dir / LOCK_FILE
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+class Ledger:
+    """Task records in STATE_DIR/ledger.sqlite3 (WAL mode, file mode 0600)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = prepare_state_dir(state_dir) / LEDGER_FILE
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL syncs the write-ahead log on every commit, so a result survives a power cut too.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(
+                f"ledger {self.path} cannot be opened ({error}); move the file aside to start a new ledger"
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _write(self, sql: str, parameters: tuple[object, ...]) -> None:
+        try:
+            self._db.execute(sql, parameters)
+        except sqlite3.OperationalError as error:
+            raise LedgerError(f"ledger {self.path} write failed ({error}); check free disk space") from error
+
+    # Task life cycle.
+
+    def record_received(self, record: TaskRecord, payload: str | None) -> None:
+        self._write(
+            "INSERT OR IGNORE INTO tasks (task_id, task_type, payload, payload_summary, state, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (record.task_id, record.task_type, payload, record.payload_summary, record.state.value,
+             _text(record.received_at)),
+        )
+
+    def record_started(self, record: TaskRecord) -> None:
+        self._write(
+            "UPDATE tasks SET state = ?, started_at = ?, runs = runs + 1 WHERE task_id = ?",
+            (record.state.value, _text(record.started_at), record.task_id),
+        )
+
+    def record_finished(self, record: TaskRecord) -> None:
+        """Commit the handler's result; it must reach disk before the first report attempt."""
+        self._write(
+            "UPDATE tasks SET state = ?, started_at = ?, finished_at = ?, success = ?, result = ?, error = ?,"
+            " rejection = NULL, stuck = 0 WHERE task_id = ?",
+            (record.state.value, _text(record.started_at), _text(record.finished_at), int(bool(record.success)),
+             record.result, record.error, record.task_id),
+        )
+
+    def record_attempt(self, task_id: str, attempt: ReportAttempt) -> None:
+        self._write(
+            "INSERT INTO report_attempts (task_id, at, status_code, error) VALUES (?, ?, ?, ?)",
+            (task_id, _text(attempt.at), attempt.status_code, attempt.error),
+        )
+
+    def record_delivered(self, record: TaskRecord, delivered_at: datetime) -> None:
+        """Mark the result delivered and drop the payload, which is no longer needed."""
+        self._write(
+            "UPDATE tasks SET state = ?, delivered_at = ?, payload = NULL, stuck = 0 WHERE task_id = ?",
+            (TaskState.DONE.value, _text(delivered_at), record.task_id),
+        )
+
+    def record_rejected(self, record: TaskRecord) -> None:
+        self._write(
+            "UPDATE tasks SET state = ?, rejection = ?, payload = NULL, stuck = 0 WHERE task_id = ?",
+            (TaskState.REJECTED.value, record.rejection, record.task_id),
+        )
+
+    def record_state(self, record: TaskRecord) -> None:
+        self._write(
+            "UPDATE tasks SET state = ?, stuck = ? WHERE task_id = ?",
+            (record.state.value, int(record.stuck), record.task_id),
+        )
+
+    # Reading.
+
+    def load(self, task_id: str) -> tuple[TaskRecord, str | None, int] | None:
+        """Return a task's record, its payload and how often a handler started on it."""
+        row = self._db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            return None
+        return self._from_row(row)
+
+    def active(self) -> list[tuple[TaskRecord, str | None, int]]:
+        """Return every task not yet delivered or rejected, oldest first."""
+        placeholders = ", ".join("?" for _ in ACTIVE_STATES)
+        rows = self._db.execute(
+            f"SELECT * FROM tasks WHERE state IN ({placeholders}) ORDER BY received_at",
+            tuple(state.value for state in ACTIVE_STATES),
+        ).fetchall()
+        return [self._from_row(row) for row in rows]
+
+    def records(self, state: TaskState | None = None, limit: int = 1000) -> list[TaskRecord]:
+        """Return task records, newest first, optionally of one state."""
+        if state is None:
+            rows = self._db.execute("SELECT * FROM tasks ORDER BY received_at DESC LIMIT ?", (limit,))
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM tasks WHERE state = ? ORDER BY received_at DESC LIMIT ?", (state.value, limit)
+            )
+        return [self._from_row(row)[0] for row in rows.fetchall()]
+
+    def _from_row(self, row: tuple[object, ...]) -> tuple[TaskRecord, str | None, int]:
+        (task_id, task_type, payload, summary, state, received_at, started_at, finished_at, runs, success, result,
+         error, rejection, _delivered_at, stuck) = row
+        attempts = [
+            ReportAttempt(datetime.fromisoformat(at), status_code, attempt_error)
+            for at, status_code, attempt_error in self._db.execute(
+                "SELECT at, status_code, error FROM report_attempts WHERE task_id = ? ORDER BY rowid", (task_id,)
+            )
+        ]
+        record = TaskRecord(
+            task_id=str(task_id),
+            task_type=str(task_type),
+            payload_summary=str(summary),
+            received_at=datetime.fromisoformat(str(received_at)),
+            state=TaskState(state),
+            started_at=_time(started_at),  # type: ignore[arg-type]
+            finished_at=_time(finished_at),  # type: ignore[arg-type]
+            success=None if success is None else bool(success),
+            result=result,  # type: ignore[arg-type]
+            error=error,  # type: ignore[arg-type]
+            report_attempts=attempts,
+            rejection=rejection,  # type: ignore[arg-type]
+            stuck=bool(stuck),
+        )
+        return record, payload, int(runs)  # type: ignore[arg-type, call-overload]
+
+    # Retention.
+
+    def prune(self, retention_days: float, now: datetime | None = None) -> int:
+        """Delete delivered and rejected tasks received before the retention period; return how many."""
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=retention_days)
+        finished = (TaskState.DONE.value, TaskState.REJECTED.value)
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM report_attempts WHERE task_id IN"
+                " (SELECT task_id FROM tasks WHERE state IN (?, ?) AND received_at < ?)",
+                (*finished, _text(cutoff)),
+            )
+            deleted = self._db.execute(
+                "DELETE FROM tasks WHERE state IN (?, ?) AND received_at < ?", (*finished, _text(cutoff))
+            ).rowcount
+        return deleted
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # Operator requests from the command line or another console.
+
+    def add_request(self, action: str, task_id: str | None = None) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO operator_requests (action, task_id, requested_at) VALUES (?, ?, ?)",
+            (action, task_id, _text(datetime.now(timezone.utc))),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def pending_requests(self) -> list[OperatorRequest]:
+        rows = self._db.execute(
+            "SELECT id, action, task_id, requested_at FROM operator_requests WHERE handled_at IS NULL ORDER BY id"
+        ).fetchall()
+        return [OperatorRequest(row[0], row[1], row[2], datetime.fromisoformat(row[3])) for row in rows]
+
+    def finish_request(self, request_id: int, outcome: str) -> None:
+        self._write(
+            "UPDATE operator_requests SET handled_at = ?, outcome = ? WHERE id = ?",
+            (_text(datetime.now(timezone.utc)), outcome, request_id),
+        )
+
+    def request_outcome(self, request_id: int) -> str | None:
+        row = self._db.execute("SELECT outcome FROM operator_requests WHERE id = ?", (request_id,)).fetchone()
+        return None if row is None else row[0]
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def iter_lines(records: list[TaskRecord]) -> Iterator[str]:
+    """Format records as the columns of `trust-console tasks`."""
+    yield f"{'TASK ID':36}  {'TYPE':20}  {'STATE':15}  {'ATTEMPTS':8}  LAST ERROR"
+    for record in records:
+        state = f"{record.state}{' (stuck)' if record.stuck else ''}"
+        error = (record.last_error or "").replace("\n", " ")[:60]
+        yield f"{record.task_id:36}  {record.task_type[:20]:20}  {state:15}  {len(record.report_attempts):8}  {error}"
