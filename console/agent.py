@@ -397,32 +397,34 @@ class Agent:
             log.info("pruned %d delivered task(s) older than %g day(s) from the ledger", pruned, self.settings.ledger_retention_days)
         while not self._stopped.is_set():
             for request in self.ledger.pending_requests():
-                outcome = self.handle_request(request.action, request.task_id)
-                log.info("operator request %s %s: %s", request.action, request.task_id or "", outcome)
-                self.ledger.finish_request(request.id, outcome)
+                applied, outcome = self.handle_request(request.action, request.task_id)
+                log.info("operator request %s for task %s: %s", request.action, request.task_id or "-", outcome)
+                self.ledger.finish_request(request.id, applied, outcome)
             await sleep_unless_woken(CONTROL_INTERVAL_SECONDS, self._wake_control)
 
-    def handle_request(self, action: str, task_id: str | None) -> str:
-        """Carry out one operator action by name; return what happened, in words."""
+    def handle_request(self, action: str, task_id: str | None) -> tuple[bool, str]:
+        """Carry out one operator action by name; return whether it applied and what happened."""
         if action == "pause":
             self.pause()
-            return "paused"
+            return True, "polling paused"
         if action == "resume":
             self.resume()
-            return "resumed"
+            return True, "polling resumed"
         if action == "retry-all-stuck":
-            return f"retrying {self.retry_all_stuck()} stuck report(s)"
+            count = self.retry_all_stuck()
+            return count > 0, f"retrying {count} stuck report(s) now"
         if task_id is None or task_id not in self.tasks:
-            return f"task {task_id} not found"
+            return False, f"task {task_id} not found in this agent"
+        state = self.tasks[task_id].state
         if action == "retry":
             if self.retry_report(task_id):
-                return "retrying now"
-            return f"nothing to retry: the task is {self.tasks[task_id].state}"
+                return True, "retrying the report now"
+            return False, f"nothing to retry: the task is {state} and no report is waiting for a retry"
         if action == "rerun":
             if self.rerun(task_id):
-                return "running again"
-            return "cannot run again: only a failed task whose failure is not yet delivered can"
-        return f"unknown action {action!r}"
+                return True, "running the handler again"
+            return False, f"cannot run again: the task is {state}; only a failure not yet delivered can run again"
+        return False, f"unknown action {action!r}"
 
     # Heartbeat.
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .settings import Settings, SettingsError, env_name, load_settings
+from .ledger import LedgerError
+from .records import TaskState
+from .settings import Settings, SettingsError, env_name, load_settings, load_state_settings
 
 EXIT_USAGE = 2
 
@@ -77,6 +79,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="API key the hub accepts for its one trust (default: demo-trust-key).",
     )
     hub.add_argument("--generate", action="store_true", help="Enqueue a steady stream of demo tasks.")
+
+    tasks = commands.add_parser("tasks", help="List the tasks in the ledger of STATE_DIR, newest first.")
+    tasks.add_argument(
+        "--state",
+        choices=[state.value.replace(" ", "-") for state in TaskState] + ["stuck"],
+        help="Show only tasks in this state.",
+    )
+    tasks.add_argument("--limit", type=int, default=50, help="Show at most this many tasks (default: 50).")
+
+    retry = commands.add_parser("retry", help="Send a failed or stuck report again now (works while the agent runs).")
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("task_id", nargs="?", help="The task whose report to send again.")
+    target.add_argument("--all-stuck", action="store_true", help="Retry every stuck report.")
+
+    rerun = commands.add_parser(
+        "rerun", help="Run a failed task again before its failure is delivered (works while the agent runs)."
+    )
+    rerun.add_argument("task_id", help="The failed task to run again.")
+
+    for command in (tasks, retry, rerun):
+        command.add_argument("--state-dir", type=Path, default=None, help="The agent's STATE_DIR (default: state).")
+        command.add_argument("--env-file", type=Path, default=None, help="Read STATE_DIR from this file.")
     return parser
 
 
@@ -95,7 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "hub":
         from .hub import run_hub
 
-        return run_hub(port=args.port, api_key=args.api_key, generate=args.generate) or 0
+        try:
+            run_hub(port=args.port, api_key=args.api_key, generate=args.generate)
+        except OSError as error:
+            print(f"trust-console: cannot listen on 127.0.0.1:{args.port} ({error.strerror}); try --port 0", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
+
+    if args.command in ("tasks", "retry", "rerun"):
+        from .ledger_commands import run_ledger_command
+
+        try:
+            state = load_state_settings({"state_dir": args.state_dir}, env_file=args.env_file)
+        except SettingsError as error:
+            print(f"trust-console: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        return run_ledger_command(args, state.state_dir)
 
     try:
         settings = load_settings(_setting_overrides(args), env_file=args.env_file)
@@ -103,9 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trust-console: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    if args.headless:
-        return run_agent_headless(settings)
-    return run_agent_console(settings)
+    try:
+        if args.headless:
+            return run_agent_headless(settings)
+        return run_agent_console(settings)
+    except LedgerError as error:
+        print(f"trust-console: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def run_agent_headless(settings: Settings) -> int:

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS operator_requests (
     task_id TEXT,
     requested_at TEXT NOT NULL,
     handled_at TEXT,
+    applied INTEGER,
     outcome TEXT
 );
 """
@@ -313,15 +314,18 @@ class Ledger:
         ).fetchall()
         return [OperatorRequest(row[0], row[1], row[2], datetime.fromisoformat(row[3])) for row in rows]
 
-    def finish_request(self, request_id: int, outcome: str) -> None:
+    def finish_request(self, request_id: int, applied: bool, outcome: str) -> None:
         self._write(
-            "UPDATE operator_requests SET handled_at = ?, outcome = ? WHERE id = ?",
-            (_text(datetime.now(timezone.utc)), outcome, request_id),
+            "UPDATE operator_requests SET handled_at = ?, applied = ?, outcome = ? WHERE id = ?",
+            (_text(datetime.now(timezone.utc)), int(applied), outcome, request_id),
         )
 
-    def request_outcome(self, request_id: int) -> str | None:
-        row = self._db.execute("SELECT outcome FROM operator_requests WHERE id = ?", (request_id,)).fetchone()
-        return None if row is None else row[0]
+    def request_outcome(self, request_id: int) -> tuple[bool, str] | None:
+        """Return whether the agent applied a request and what happened, or None while it is pending."""
+        row = self._db.execute(
+            "SELECT applied, outcome FROM operator_requests WHERE id = ? AND handled_at IS NOT NULL", (request_id,)
+        ).fetchone()
+        return None if row is None else (bool(row[0]), row[1])
 
 
 class _Transaction:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from console.agent import Agent
-from console.hub import TaskStatus
+from console.hub import EmbeddedHub, TaskStatus
 from console.settings import Settings
 
 WAIT_SECONDS = 15.0
@@ -57,3 +61,38 @@ async def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECOND
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+FAST_FLAGS = [
+    "--poll-interval-seconds", "0.1",
+    "--heartbeat-interval-seconds", "0.1",
+    "--poll-burst-interval-seconds", "0.02",
+    "--hub-backoff-max-seconds", "0.5",
+]
+
+
+def start_headless(hub: EmbeddedHub, api_key: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    """Start `trust-console --headless` on the hub, with STATE_DIR under `tmp_path`."""
+    env = {
+        **os.environ,
+        "CENTRAL_HUB_API_URL": hub.api_url,
+        "TRUST_API_KEY": api_key,
+        "STATE_DIR": str(tmp_path / "state"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "console", "--headless", *FAST_FLAGS, *extra],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = WAIT_SECONDS) -> None:
+    """Block until a condition holds, for tests that drive a subprocess; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.02)

@@ -139,6 +139,7 @@ async def test_server_errors_retried_until_delivered(embedded_hub: EmbeddedHub, 
 
     async with running(agent):
         await wait_until(lambda: store.task(task_id).status is TaskStatus.COMPLETED)
+        await wait_until(lambda: agent.tasks[task_id].state is TaskState.DONE)
 
     assert [post.status for post in result_posts(embedded_hub, task_id)] == [500, 500, 200]
     assert len(agent.tasks[task_id].report_attempts) == 3

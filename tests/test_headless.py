@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from support import start_headless, wait_for
 
 from console.hub import EmbeddedHub, TaskStatus
-
-FAST_FLAGS = [
-    "--poll-interval-seconds", "0.1",
-    "--heartbeat-interval-seconds", "0.1",
-    "--poll-burst-interval-seconds", "0.02",
-    "--hub-backoff-max-seconds", "0.5",
-]
-
-
-def start_headless(hub: EmbeddedHub, api_key: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "CENTRAL_HUB_API_URL": hub.api_url,
-        "TRUST_API_KEY": api_key,
-        "STATE_DIR": str(tmp_path / "state"),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "console", "--headless", *FAST_FLAGS, *extra],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(condition, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
-
 
 @pytest.fixture
 def stop_process():
