@@ -171,6 +171,7 @@ class Agent:
             return False
         log.info("report retry requested by operator for task %s", task_id)
         self._retry_now[task_id].set()
+        self._changed.set()
         return True
 
     def stuck_task_ids(self) -> list[str]:
@@ -347,6 +348,9 @@ class Agent:
         self._changed.set()
         self.bus.publish(event)
 
+    def _hub_reachable(self) -> bool:
+        return self.connectivity not in (Connectivity.OFFLINE, Connectivity.AUTH_FAILED)
+
     def _set_connectivity(self, state: Connectivity, reason: str) -> None:
         if state is self.connectivity:
             return
@@ -359,8 +363,21 @@ class Agent:
         keep_going: Callable[[], bool],
         before_sleep: Callable[[RetryCallState], None],
         initial_seconds: float,
+        wait_for_heartbeat: bool = True,
     ) -> AsyncRetrying:
-        """Build the retry policy shared by the heartbeat, poll and report paths."""
+        """Build the retry policy shared by the heartbeat, poll and report paths.
+
+        With `wait_for_heartbeat`, a retry also waits while the hub is offline or
+        rejects the key, so during an outage only the heartbeat probes the hub
+        instead of every loop and every undelivered result.
+        """
+
+        async def sleep(seconds: float) -> None:
+            woken = await sleep_unless_woken(seconds, wake)
+            if wait_for_heartbeat and not woken:
+                await self._wait_until(lambda: self._hub_reachable() or self._stopped.is_set() or wake.is_set())
+                wake.clear()
+
         return AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
             wait=wait_for_hub(
@@ -369,7 +386,7 @@ class Agent:
                 auth_retry_seconds=self.settings.auth_retry_seconds,
             ),
             stop=lambda retry_state: not keep_going(),
-            sleep=lambda seconds: sleep_unless_woken(seconds, wake),
+            sleep=sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -443,6 +460,7 @@ class Agent:
                 keep_going=lambda: not self._stopped.is_set(),
                 before_sleep=self._on_heartbeat_retry,
                 initial_seconds=self.settings.heartbeat_interval_seconds,
+                wait_for_heartbeat=False,
             ):
                 with attempt:
                     if self._rebuild_client:
@@ -526,6 +544,11 @@ class Agent:
             if self._free_slots() == 0:
                 await self._wait_until(lambda: self._free_slots() > 0 or not self._claiming)
                 continue
+            if not self._hub_reachable():
+                # The heartbeat probes the hub while it is offline; polling resumes with it.
+                self._wake_poll.clear()
+                await self._wait_until(lambda: self._hub_reachable() or not self._claiming or self._wake_poll.is_set())
+                self._wake_poll.clear()
 
             reply = await self._poll_once()
             if reply is None:
@@ -740,6 +763,9 @@ class Agent:
         except ResultRejected as error:
             record.state = TaskState.REJECTED
             record.rejection = f"{error.status_code}: {error}"
+            if error.status_code == 409 and any(attempt.status_code is None for attempt in record.report_attempts):
+                # An earlier attempt got no reply, so the hub may well have recorded that one.
+                record.rejection += " (an earlier attempt got no reply and may have been recorded)"
             self._persist(self.ledger.record_rejected, record)
             self._publish(
                 ReportFailed(

@@ -32,12 +32,14 @@ class wait_for_hub(wait_base):
         return self._backoff(retry_state)
 
 
-async def sleep_unless_woken(seconds: float, wake: asyncio.Event) -> None:
-    """Sleep for `seconds`, or less if `wake` is set; clears `wake` before returning."""
+async def sleep_unless_woken(seconds: float, wake: asyncio.Event) -> bool:
+    """Sleep for `seconds`, or less if `wake` is set; clear `wake` and return whether it was set."""
     if not wake.is_set():
         try:
             async with asyncio.timeout(seconds):
                 await wake.wait()
         except TimeoutError:
             pass
+    woken = wake.is_set()
     wake.clear()
+    return woken
