@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 from datetime import datetime, timedelta
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_never
@@ -42,10 +43,18 @@ from .events import (
     TaskStarted,
     utc_now,
 )
-from .handlers import HandlerContext, HandlerOutcome, HandlerRegistry, default_registry, run_handler
+from .handlers import (
+    HandlerContext,
+    HandlerOutcome,
+    HandlerRegistry,
+    PayloadDecoder,
+    default_registry,
+    run_handler,
+)
 from .hub_client import (
     AuthFailed,
     HubClient,
+    HeartbeatReply,
     HubError,
     Identity,
     MalformedReply,
@@ -53,6 +62,7 @@ from .hub_client import (
     PollReply,
     RateLimited,
     ResultRejected,
+    UnexpectedStatus,
 )
 from .ledger import AgentLock, Ledger, LedgerError, prepare_state_dir
 from .records import ReportAttempt, TaskRecord, TaskState, summarize_payload
@@ -76,6 +86,13 @@ RECENT_RECORDS = 500
 CLIENT_REBUILD_AFTER_FAILURES = 3
 
 
+class HealthSource(Protocol):
+    """Where heartbeats get their health snapshot from."""
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """Return the latest snapshot if it is fresh, else None so the heartbeat goes without a body."""
+
+
 def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, HubError) and not isinstance(error, ResultRejected)
 
@@ -90,10 +107,18 @@ class Agent:
         registry: HandlerRegistry | None = None,
         bus: EventBus | None = None,
         client: HubClient | None = None,
+        payload_decoder: PayloadDecoder | None = None,
+        health: HealthSource | None = None,
+        local_key_fingerprint: str | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
         self.bus = bus or EventBus()
+        self.payload_decoder = payload_decoder
+        self.health = health
+        self.local_key_fingerprint = local_key_fingerprint
+        self.hub_key_fingerprint: str | None = None
+        self._fingerprint_warned = False
 
         # One agent per STATE_DIR: take the lock before touching the ledger.
         self._lock = AgentLock(prepare_state_dir(settings.state_dir))
@@ -467,18 +492,46 @@ class Agent:
                         self._rebuild_client = False
                         log.info("no hub request succeeded for %d heartbeats; rebuilding the HTTP client", self._heartbeat_failures)
                         await self.client.rebuild()
-                    reply = await self.client.heartbeat()
+                    reply = await self._send_heartbeat()
         except HubError:
             return  # Only reached when the agent is stopping.
 
         self._heartbeat_failures = 0
         self.last_heartbeat_at = utc_now()
         self.last_round_trip_seconds = reply.round_trip_seconds
-        self.hub_version = reply.hub_version
+        self._note_hub_info(reply.hub_version, reply.aes_key_fingerprint)
         self._check_identity(reply.identity)
         if not self._stopped.is_set():
             self._update_online("heartbeat accepted")
         self._publish(HeartbeatOk(round_trip_seconds=reply.round_trip_seconds))
+
+    async def _send_heartbeat(self) -> HeartbeatReply:
+        """Send one heartbeat with a fresh health snapshot, or without one if the hub rejects it."""
+        snapshot = self.health.snapshot() if self.health is not None else None
+        try:
+            return await self.client.heartbeat(snapshot)
+        except UnexpectedStatus as error:
+            if error.status_code != 422 or snapshot is None:
+                raise
+            # The heartbeat must still count, so it goes again once without the snapshot.
+            log.warning("hub rejected the health snapshot (%s); sending the heartbeat without it", error)
+            return await self.client.heartbeat(None)
+
+    def _note_hub_info(self, hub_version: str | None, fingerprint: str | None) -> None:
+        """Log the hub's version when it changes, and warn once when its key is not ours."""
+        if hub_version != self.hub_version and hub_version is not None:
+            log.info("hub version %s", hub_version)
+        self.hub_version = hub_version
+        self.hub_key_fingerprint = fingerprint
+        local = self.local_key_fingerprint
+        if fingerprint and local and fingerprint != local and not self._fingerprint_warned:
+            self._fingerprint_warned = True
+            log.warning(
+                "the hub's AES key fingerprint %s differs from this trust's %s: payloads will fail to decrypt;"
+                " check AES_KEY_BASE64",
+                fingerprint,
+                local,
+            )
 
     def _on_heartbeat_retry(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -686,6 +739,7 @@ class Agent:
                     HandlerContext(record.task_id, record.task_type),
                     payload,
                     self.settings.handler_timeout_seconds,
+                    self.payload_decoder,
                 )
             self._finish(record, outcome)
         finally:

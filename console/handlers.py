@@ -41,6 +41,13 @@ class HandlerContext:
 
 Handler = Callable[[Any, HandlerContext], Awaitable[Any]]
 
+PayloadDecoder = Callable[[str, str], str]
+"""Turns (task_type, payload as sent by the hub) into the payload's JSON text; raises InvalidPayload."""
+
+
+class InvalidPayload(Exception):
+    """A payload could not be decoded; the message becomes the task's error as it is."""
+
 
 @dataclass(frozen=True)
 class HandlerOutcome:
@@ -97,6 +104,7 @@ async def run_handler(
     context: HandlerContext,
     payload: str,
     timeout_seconds: float,
+    decoder: PayloadDecoder | None = None,
 ) -> HandlerOutcome:
     """Run the handler for one task and turn whatever happens into an outcome.
 
@@ -110,6 +118,12 @@ async def run_handler(
         return HandlerOutcome.failed(
             f"Task type {context.task_type!r} is disabled on this trust (not in ENABLED_TASK_TYPES)"
         )
+
+    if decoder is not None:
+        try:
+            payload = decoder(context.task_type, payload)
+        except InvalidPayload as error:
+            return HandlerOutcome.failed(str(error))
 
     try:
         decoded = json.loads(payload)

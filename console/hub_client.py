@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -149,8 +150,15 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
     """Create the one client used for every hub request, with explicit timeouts."""
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=min(5.0, settings.http_timeout_seconds))
+    # Certificates are always verified; HUB_CA_BUNDLE only adds a private authority to trust.
+    verify: ssl.SSLContext | bool = True
+    if settings.hub_ca_bundle is not None:
+        verify = ssl.create_default_context(cafile=str(settings.hub_ca_bundle))
     return httpx.AsyncClient(
         timeout=timeout,
+        verify=verify,
+        # HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment apply (httpx's trust_env).
+        trust_env=True,
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
         headers={settings.trust_api_key_header: settings.trust_api_key.get_secret_value()},
         follow_redirects=False,

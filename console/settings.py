@@ -7,9 +7,11 @@ environment works unchanged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -96,6 +98,48 @@ class Settings(StateSettings):
     allow_insecure_http: bool = Field(
         default=False, description="Allow a plain http:// hub URL to a host that is not loopback."
     )
+    hub_ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of certificate authorities to trust for the hub, for a private CA; unset uses the system's.",
+    )
+    max_result_chars: int = Field(
+        default=10_000_000,
+        ge=1000,
+        le=10_000_000,
+        description="Longest result stored and sent, in characters; longer ones are cut with a marker (hub limit 10,000,000).",
+    )
+
+    # FLIP's payload encryption and the trust's local services.
+    aes_key_base64: SecretStr | None = Field(
+        default=None,
+        description="Shared AES-256 key, base64 of 32 bytes; when set, task payloads are decrypted with it.",
+    )
+    data_access_api_url: str = Field(
+        default="http://data-access-api:8000", description="Base URL of the trust's data-access-api."
+    )
+    imaging_api_url: str = Field(default="http://imaging-api:8000", description="Base URL of the trust's imaging-api.")
+    trust_internal_service_key: SecretStr | None = Field(
+        default=None, description="Key sent to the trust's local services."
+    )
+    trust_internal_service_key_header: str = Field(
+        default="X-Trust-Internal-Service-Key", min_length=1, description="Header that carries the internal service key."
+    )
+    cohort_query_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="Timeout of cohort_query and persist_cohort calls to data-access-api, in seconds."
+    )
+    health_collect_interval_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds between health snapshots of the local services sent with heartbeats."
+    )
+
+    # Server operation.
+    log_format: Literal["text", "json"] = Field(default="text", description="Headless log format: text or json.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Lowest level logged.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Loopback port for /healthz and /metrics; unset turns them off.",
+    )
 
     @field_validator("central_hub_api_url")
     @classmethod
@@ -131,6 +175,31 @@ class Settings(StateSettings):
     def _check_key(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("is empty")
+        return value
+
+    @field_validator("aes_key_base64")
+    @classmethod
+    def _check_aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            key = base64.b64decode(value.get_secret_value().strip(), validate=True)
+        except binascii.Error:
+            raise ValueError("is not valid base64; expected base64 of a 32-byte key") from None
+        if len(key) != 32:
+            raise ValueError(f"decodes to {len(key)} bytes; AES-256 needs exactly 32")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("hub_ca_bundle")
+    @classmethod
+    def _check_ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} not found; point it at a PEM file of CA certificates")
         return value
 
     def hub_url(self, path: str) -> str:
@@ -194,6 +263,7 @@ def describe_validation_error(error: ValidationError) -> str:
             continue
         message = problem["msg"].removeprefix("Value error, ")
         got = problem.get("input")
-        shown = "" if name == "TRUST_API_KEY" or isinstance(got, dict) else f" (got {got!r})"
+        secret = name in ("TRUST_API_KEY", "AES_KEY_BASE64", "TRUST_INTERNAL_SERVICE_KEY")
+        shown = "" if secret or isinstance(got, dict) or str(got) in message else f" (got {got!r})"
         lines.append(f"{name} is invalid: {message}{shown}")
     return "\n".join(lines)
