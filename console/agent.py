@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 from datetime import datetime, timedelta
 
@@ -91,6 +91,9 @@ class HealthSource(Protocol):
 
     def snapshot(self) -> dict[str, Any] | None:
         """Return the latest snapshot if it is fresh, else None so the heartbeat goes without a body."""
+
+    async def run(self) -> None:
+        """Collect snapshots until cancelled."""
 
 
 def _is_retryable(error: BaseException) -> bool:
@@ -254,16 +257,36 @@ class Agent:
 
     # Running.
 
+    def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Name every loop the agent needs; a host runs each one as a worker or task until the agent stops."""
+        return {
+            "heartbeat": self.heartbeat_loop,
+            "poll": self.poll_loop,
+            "report": self.report_loop,
+            "control": self.control_loop,
+            "health": self.health_loop,
+        }
+
     async def run(self) -> int:
         """Run every loop until the agent stops; return the exit code."""
-        loops = [self.heartbeat_loop(), self.poll_loop(), self.report_loop(), self.control_loop()]
         try:
             async with asyncio.TaskGroup() as group:
-                for loop in loops:
-                    group.create_task(loop)
+                for name, loop in self.loops().items():
+                    group.create_task(loop(), name=f"agent-{name}")
         finally:
             await self.close()
         return self.exit_code
+
+    async def health_loop(self) -> None:
+        """Run the health source's collector while the agent runs."""
+        if self.health is None:
+            return
+        collector = asyncio.create_task(self.health.run(), name="health-collector")
+        try:
+            await self._stopped.wait()
+        finally:
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
 
     async def close(self) -> None:
         """Cancel whatever still runs, close the hub client and release STATE_DIR.

@@ -159,10 +159,10 @@ def run_agent_headless(settings: Settings) -> int:
 
 
 def run_agent_console(settings: Settings) -> int:
-    from .agent import Agent
+    from .assembly import build_agent
     from .tui import TrustConsoleApp
 
-    agent = Agent(settings)
+    agent = build_agent(settings)
     TrustConsoleApp(agent).run()
     return agent.exit_code
 

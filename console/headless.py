@@ -13,8 +13,8 @@ import signal
 import sys
 
 from .agent import Agent
+from .assembly import build_agent
 from .event_log import log_event
-from .handlers import HandlerRegistry
 from .records import TaskState
 from .settings import Settings
 
@@ -44,9 +44,9 @@ def log_start(agent: Agent) -> None:
     log.info("enabled task types: %s", ", ".join(enabled))
 
 
-async def run_headless(settings: Settings, registry: HandlerRegistry | None = None) -> int:
+async def run_headless(settings: Settings) -> int:
     """Run the agent until it stops; return the process exit code."""
-    agent = Agent(settings, registry=registry)
+    agent = build_agent(settings)
     agent.bus.subscribe(log_event)
     log_start(agent)
 
