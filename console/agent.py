@@ -756,14 +756,21 @@ class Agent:
                 self._persist(self.ledger.record_started, record)
                 self._publish(TaskStarted(task_id=record.task_id, task_type=record.task_type))
 
-                outcome = await run_handler(
-                    self.registry,
-                    self.settings.enabled_task_types,
-                    HandlerContext(record.task_id, record.task_type),
-                    payload,
-                    self.settings.handler_timeout_seconds,
-                    self.payload_decoder,
-                )
+                try:
+                    outcome = await run_handler(
+                        self.registry,
+                        self.settings.enabled_task_types,
+                        HandlerContext(record.task_id, record.task_type),
+                        payload,
+                        self.settings.handler_timeout_seconds,
+                        self.payload_decoder,
+                        self.settings.max_result_chars,
+                    )
+                except Exception as error:
+                    # run_handler turns handler errors into outcomes; this catches a bug around it,
+                    # so the task still gets a result instead of hanging in "running".
+                    log.exception("running task %s (%s) failed unexpectedly", record.task_id, record.task_type)
+                    outcome = HandlerOutcome.failed(f"Internal error in trust-console: {type(error).__name__}")
             self._finish(record, outcome)
         finally:
             self._handler_tasks.pop(record.task_id, None)

@@ -57,6 +57,10 @@ class HandlerOutcome:
     result: str | None
     error: str | None = None
 
+    def fitted(self, max_chars: int) -> HandlerOutcome:
+        """Return this outcome with its result cut to `max_chars`."""
+        return HandlerOutcome(self.success, fit_result(self.result, max_chars), self.error)
+
     @classmethod
     def succeeded(cls, data: Any) -> HandlerOutcome:
         text = None if data is None else json.dumps(data)
@@ -70,12 +74,12 @@ class HandlerOutcome:
         return cls(False, fit_result(json.dumps(body)), message)
 
 
-def fit_result(text: str | None) -> str | None:
-    """Cut a result to the hub's limit, ending it with a marker that says how much was cut."""
-    if text is None or len(text) <= MAX_RESULT_CHARS:
+def fit_result(text: str | None, max_chars: int = MAX_RESULT_CHARS) -> str | None:
+    """Cut a result to `max_chars`, ending it with a marker that says how much was cut."""
+    if text is None or len(text) <= max_chars:
         return text
     marker_room = len(TRUNCATION_MARKER.format(cut=len(text)))
-    keep = MAX_RESULT_CHARS - marker_room
+    keep = max_chars - marker_room
     return text[:keep] + TRUNCATION_MARKER.format(cut=len(text) - keep)
 
 
@@ -105,12 +109,26 @@ async def run_handler(
     payload: str,
     timeout_seconds: float,
     decoder: PayloadDecoder | None = None,
+    max_result_chars: int = MAX_RESULT_CHARS,
 ) -> HandlerOutcome:
     """Run the handler for one task and turn whatever happens into an outcome.
 
     Unknown and disabled types, invalid payloads, exceptions and time-outs all
-    become failure outcomes, so the caller always has a result to report.
+    become failure outcomes, so the caller always has a result to report. The
+    result is cut to `max_result_chars` before anything stores or sends it.
     """
+    outcome = await _run_handler(registry, enabled_task_types, context, payload, timeout_seconds, decoder)
+    return outcome.fitted(max_result_chars)
+
+
+async def _run_handler(
+    registry: HandlerRegistry,
+    enabled_task_types: Iterable[str] | None,
+    context: HandlerContext,
+    payload: str,
+    timeout_seconds: float,
+    decoder: PayloadDecoder | None,
+) -> HandlerOutcome:
     handler = registry.get(context.task_type)
     if handler is None:
         return HandlerOutcome.failed(f"Unknown task type: {context.task_type!r} has no handler on this trust")

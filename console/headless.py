@@ -17,15 +17,25 @@ from .assembly import build_agent
 from .event_log import log_event
 from .records import TaskState
 from .settings import Settings
+from .text import printable
 
 log = logging.getLogger("console.headless")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class PrintableFormatter(logging.Formatter):
+    """Format records with control characters escaped, so text from the hub cannot forge lines or escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send every log line to stderr; httpx's per-request lines only at warning and above."""
-    logging.basicConfig(stream=sys.stderr, level=level, format=LOG_FORMAT, force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 

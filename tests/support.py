@@ -68,6 +68,7 @@ FAST_FLAGS = [
     "--heartbeat-interval-seconds", "0.1",
     "--poll-burst-interval-seconds", "0.02",
     "--hub-backoff-max-seconds", "0.5",
+    "--auth-retry-seconds", "0.3",
 ]
 
 
