@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from textual import on
@@ -14,15 +14,26 @@ from textual.widgets import DataTable, Footer
 from textual.worker import Worker, WorkerState
 
 from console.agent import Agent
-from console.events import AgentStopped, IdentityMismatch, Paused, Resumed, TaskEvent, utc_now
+from console.events import (
+    AgentEvent,
+    AgentStopped,
+    DrainStarted,
+    IdentityMismatch,
+    Paused,
+    ReportFailed,
+    Resumed,
+    TaskEvent,
+    TaskReported,
+    utc_now,
+)
 from console.records import TaskState
 
-from .confirm_quit import ConfirmQuitScreen
+from .confirm_quit import ConfirmQuitScreen, QuitChoice
 from .detail import TaskDetail
 from .header import StatusHeader
 from .identity_mismatch import IdentityMismatchScreen
 from .log_pane import EventLog
-from .messages import AgentEventPosted
+from .messages import AgentEventPosted, DrainFinished
 from .task_table import TaskTable
 
 FLUSH_INTERVAL_SECONDS = 0.25
@@ -39,7 +50,7 @@ ALLOWED_AFTER_MISMATCH = frozenset({"quit", "help_quit"})
 
 
 class TrustConsoleApp(App[int]):
-    """Run an Agent's heartbeat, poll and report loops as workers, and show their events.
+    """Run an Agent's loops as workers, and show their events.
 
     The app exits with the agent's exit code as both its result and its
     return code: 0 after an operator quit, 2 after an identity mismatch.
@@ -51,6 +62,7 @@ class TrustConsoleApp(App[int]):
     BINDINGS = [
         Binding("p", "toggle_pause", "Pause/resume polling", id="toggle-pause"),
         Binding("r", "retry_report", "Retry report", id="retry-report"),
+        Binding("R", "rerun", "Run again", id="rerun"),
         Binding("o", "poll_now", "Poll now", id="poll-now"),
         Binding("s", "save_screenshot", "Screenshot", id="save-screenshot"),
         Binding("q", "quit", "Quit", id="quit"),
@@ -68,11 +80,14 @@ class TrustConsoleApp(App[int]):
         self.title = title
         self.screenshot_dir = screenshot_dir or Path.cwd()
         self.mismatch: IdentityMismatch | None = None
+        self.draining = False
+        self.next_report_at: dict[str, datetime] = {}
+        """When each failing report is due to be sent again, from the ReportFailed events."""
         self._unsubscribe: Callable[[], None] | None = None
         self._header_dirty = True
-        self._retry_enabled = False
+        self._task_keys_enabled = (False, False)
         self._ticks = 0
-        self._closed = False
+        self._agent_closed = False
 
         # Kept by reference: queries search only the active screen, which may be a modal.
         self.header = StatusHeader(agent, title, id="header")
@@ -93,25 +108,26 @@ class TrustConsoleApp(App[int]):
         self.detail.border_title = "Task detail"
         self.event_log.border_title = "Events"
 
-        self._unsubscribe = self.agent.bus.subscribe(self._forward_event)
+        self._unsubscribe = self.agent.bus.subscribe(self._post_agent_event)
         for name, loop in (
             ("heartbeat", self.agent.heartbeat_loop),
             ("poll", self.agent.poll_loop),
             ("report", self.agent.report_loop),
+            ("control", self.agent.control_loop),
         ):
             self.run_worker(loop(), name=f"{name} loop", group=name, exit_on_error=False)
 
         self.task_table.mark_dirty(self.agent.tasks)
-        self.set_interval(FLUSH_INTERVAL_SECONDS, self._flush)
+        self.set_interval(FLUSH_INTERVAL_SECONDS, self._flush_updates)
         self.set_interval(1.0, self._tick)
         self.task_table.focus()
 
     async def on_unmount(self) -> None:
-        await self._close_agent()
+        await self._close_agent("console closed")
 
     # Events from the agent.
 
-    def _forward_event(self, event) -> None:  # type: ignore[no-untyped-def]
+    def _post_agent_event(self, event: AgentEvent) -> None:
         """Receive an event on the bus; the bus calls this on the app's own event loop."""
         self.post_message(AgentEventPosted(event))
 
@@ -122,6 +138,13 @@ class TrustConsoleApp(App[int]):
         self._header_dirty = True
         if isinstance(event, TaskEvent):
             self.task_table.mark_dirty([event.task_id])
+        if isinstance(event, ReportFailed) and not event.final and event.retry_in_seconds is not None:
+            self.next_report_at[event.task_id] = event.at + timedelta(seconds=event.retry_in_seconds)
+        elif isinstance(event, (ReportFailed, TaskReported)):
+            self.next_report_at.pop(event.task_id, None)
+        if isinstance(event, DrainStarted):
+            self.draining = True
+            self.header.draining = True
         if isinstance(event, (Paused, Resumed, AgentStopped)):
             self.refresh_bindings()
         if isinstance(event, IdentityMismatch) and self.mismatch is None:
@@ -137,9 +160,8 @@ class TrustConsoleApp(App[int]):
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _show_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        task_id = event.row_key.value
-        self.detail.show(self.agent.tasks.get(task_id) if task_id else None)
-        self._update_retry_binding()
+        self._show_detail(event.row_key.value)
+        self._update_task_keys()
 
     # Redrawing.
 
@@ -159,7 +181,7 @@ class TrustConsoleApp(App[int]):
         self.task_table.mark_dirty(ids)
         self._header_dirty = True
 
-    def _flush(self) -> None:
+    def _flush_updates(self) -> None:
         """Apply every change queued since the last flush in one batch."""
         now = utc_now()
         table = self.task_table
@@ -168,20 +190,29 @@ class TrustConsoleApp(App[int]):
             changed = table.flush(self.agent.tasks, now)
             selected = table.selected_task_id
             if selected != detail.task_id or selected in changed:
-                detail.show(self.agent.tasks.get(selected) if selected else None)
+                self._show_detail(selected)
             if self._header_dirty:
                 self._header_dirty = False
                 self.header.show_status(now)
-        self._update_retry_binding()
+        self._update_task_keys()
+
+    def _show_detail(self, task_id: str | None) -> None:
+        record = self.agent.tasks.get(task_id) if task_id else None
+        self.detail.show(record, self.next_report_at.get(task_id) if task_id else None)
 
     def _selected_can_retry(self) -> bool:
         selected = self.task_table.selected_task_id
         return selected is not None and self.agent.can_retry_report(selected)
 
-    def _update_retry_binding(self) -> None:
-        enabled = self._selected_can_retry()
-        if enabled != self._retry_enabled:
-            self._retry_enabled = enabled
+    def _selected_can_rerun(self) -> bool:
+        selected = self.task_table.selected_task_id
+        return selected is not None and self.agent.can_rerun(selected)
+
+    def _update_task_keys(self) -> None:
+        """Redraw the footer when the retry or run-again key changes between enabled and disabled."""
+        enabled = (self._selected_can_retry(), self._selected_can_rerun())
+        if enabled != self._task_keys_enabled:
+            self._task_keys_enabled = enabled
             self.refresh_bindings()
 
     # Actions.
@@ -192,7 +223,9 @@ class TrustConsoleApp(App[int]):
             return action in ALLOWED_AFTER_MISMATCH
         if action == "retry_report":
             return True if self._selected_can_retry() else None
-        if action in ("toggle_pause", "poll_now") and self.agent.stopped:
+        if action == "rerun":
+            return True if self._selected_can_rerun() else None
+        if action in ("toggle_pause", "poll_now") and (self.agent.stopped or self.draining):
             return None
         if action == "poll_now" and self.agent.paused:
             return None
@@ -208,7 +241,16 @@ class TrustConsoleApp(App[int]):
     def action_retry_report(self) -> None:
         task_id = self.task_table.selected_task_id
         if task_id is not None and self.agent.retry_report(task_id):
+            self.next_report_at.pop(task_id, None)
+            self._show_detail(task_id)
             self.notify("Sending the report again now.")
+
+    def action_rerun(self) -> None:
+        task_id = self.task_table.selected_task_id
+        if task_id is not None and self.agent.rerun(task_id):
+            self.next_report_at.pop(task_id, None)
+            self.task_table.mark_dirty([task_id])
+            self.notify("Running the task's handler again; its new result replaces the failure.")
 
     def action_poll_now(self) -> None:
         self.agent.poll_now()
@@ -223,24 +265,37 @@ class TrustConsoleApp(App[int]):
             return
         in_flight = self.agent.in_flight
         if in_flight > 0 and not self.agent.stopped:
-            self.push_screen(ConfirmQuitScreen(in_flight), self._quit_if_confirmed)
+            self.push_screen(ConfirmQuitScreen(in_flight, draining=self.draining), self._act_on_quit_choice)
             return
         await self._quit()
 
-    async def _quit_if_confirmed(self, confirmed: bool | None) -> None:
-        if confirmed:
+    async def _act_on_quit_choice(self, choice: QuitChoice | None) -> None:
+        if choice is QuitChoice.QUIT_NOW:
             await self._quit()
+        elif choice is QuitChoice.FINISH_FIRST and not self.draining:
+            self.run_worker(self._drain(), name="drain", group="drain", exclusive=True, exit_on_error=False)
+
+    async def _drain(self) -> None:
+        """Let the agent finish and report its in-flight tasks; it stops itself at the end."""
+        delivered = await self.agent.drain()
+        self.post_message(DrainFinished(delivered))
+
+    @on(DrainFinished)
+    async def _quit_after_drain(self, message: DrainFinished) -> None:
+        if not message.delivered:
+            self.notify("Some results were not reported before the drain timeout.", severity="warning")
+        await self._quit()
 
     async def _quit(self) -> None:
-        await self._close_agent()
+        await self._close_agent("operator quit")
         self.exit(self.agent.exit_code, return_code=self.agent.exit_code)
 
-    async def _close_agent(self) -> None:
-        """Stop the agent's loops and close its hub client, once."""
-        if self._closed:
+    async def _close_agent(self, reason: str) -> None:
+        """Stop the agent's loops and close its hub client, once; a stopped agent keeps its first reason."""
+        if self._agent_closed:
             return
-        self._closed = True
-        self.agent.stop("operator quit")
+        self._agent_closed = True
+        self.agent.stop(reason)
         await self.agent.close()
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -9,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.records import TaskRecord
+from console.records import TaskRecord, TaskState
 
 from .formatting import format_clock, format_duration, outcome_text, state_text
 from .text import literal, literal_block
@@ -19,8 +22,11 @@ MAX_RESULT_CHARS = 2000
 
 MAX_ERROR_CHARS = 2000
 
+MAX_PRETTY_CHARS = 100_000
+"""Results up to this length that are JSON text are shown indented; longer ones as sent."""
 
-def _fields(record: TaskRecord) -> Table:
+
+def _fields(record: TaskRecord, next_report_at: datetime | None) -> Table:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -42,7 +48,22 @@ def _fields(record: TaskRecord) -> Table:
         grid.add_row("Error", literal_block(record.error, max_chars=MAX_ERROR_CHARS, style="red"))
     if record.rejection is not None:
         grid.add_row("Rejected", literal_block(record.rejection, max_chars=MAX_ERROR_CHARS, style="bold red"))
+    if record.stuck and record.state is TaskState.AWAITING_REPORT:
+        grid.add_row("Stuck", Text("the result is still undelivered after REPORT_STUCK_AFTER_SECONDS", style="red"))
+    if record.state is TaskState.AWAITING_REPORT and next_report_at is not None:
+        grid.add_row("Next report", f"{format_clock(next_report_at)} (press r to send it now)")
     return grid
+
+
+def readable_result(result: str) -> str:
+    """Indent a result that is JSON text, so its fields read one per line; return others unchanged."""
+    if len(result) > MAX_PRETTY_CHARS:
+        return result
+    try:
+        decoded = json.loads(result)
+    except ValueError:
+        return result
+    return json.dumps(decoded, indent=2, ensure_ascii=False)
 
 
 def _result(record: TaskRecord) -> Text:
@@ -50,7 +71,7 @@ def _result(record: TaskRecord) -> Text:
     if record.result is None:
         text.append("none yet" if record.success is None else "no data", style="dim")
         return text
-    text.append_text(literal_block(record.result, max_chars=MAX_RESULT_CHARS))
+    text.append_text(literal_block(readable_result(record.result), max_chars=MAX_RESULT_CHARS))
     return text
 
 
@@ -66,16 +87,16 @@ def _report_attempts(record: TaskRecord) -> Table | Text:
     for number, attempt in enumerate(record.report_attempts, start=1):
         status = Text("no reply" if attempt.status_code is None else str(attempt.status_code))
         status.stylize("red" if attempt.error is not None else "green")
-        error = literal(attempt.error, max_chars=MAX_ERROR_CHARS) if attempt.error is not None else Text("")
+        error = literal_block(attempt.error, max_chars=MAX_ERROR_CHARS) if attempt.error is not None else Text("")
         table.add_row(str(number), format_clock(attempt.at), status, error)
     return table
 
 
-def render_detail(record: TaskRecord | None) -> Group | Text:
+def render_detail(record: TaskRecord | None, next_report_at: datetime | None = None) -> Group | Text:
     """Render one task for the detail pane, or a hint while no task is highlighted."""
     if record is None:
         return Text("No task selected. Tasks appear here when the hub hands them out.", style="dim italic")
-    return Group(_fields(record), Text(""), _report_attempts(record), Text(""), _result(record))
+    return Group(_fields(record, next_report_at), Text(""), _report_attempts(record), Text(""), _result(record))
 
 
 class TaskDetail(VerticalScroll):
@@ -89,9 +110,9 @@ class TaskDetail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield self._body
 
-    def show(self, record: TaskRecord | None) -> None:
+    def show(self, record: TaskRecord | None, next_report_at: datetime | None = None) -> None:
         """Show `record`, keeping the scroll position when it is the task already shown."""
         if record is None or record.task_id != self.task_id:
             self.scroll_home(animate=False)
         self.task_id = None if record is None else record.task_id
-        self._body.update(render_detail(record))
+        self._body.update(render_detail(record, next_report_at))

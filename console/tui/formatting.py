@@ -44,8 +44,10 @@ def format_clock(moment: datetime) -> str:
 
 
 def state_text(record: TaskRecord) -> Text:
-    """Return the task's state in its colour; a report that keeps failing is shown in red."""
+    """Return the task's state in its colour; a report that keeps failing is shown in red, a stuck one reversed."""
     style = STATE_STYLES[record.state]
+    if record.state is TaskState.AWAITING_REPORT and record.stuck:
+        return Text(f"{record.state} (stuck)", style="bold reverse red")
     if record.state is TaskState.AWAITING_REPORT and record.last_report_error is not None:
         return Text(f"{record.state} (retrying)", style="bold red")
     return Text(str(record.state), style=style)

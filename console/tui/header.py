@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from console.agent import Agent
 from console.events import Connectivity
+from console.records import TaskState
 
 from .formatting import format_age, format_duration
 from .text import literal
@@ -20,7 +21,7 @@ BADGE_CLASSES = {state: "-" + state.value.replace(" ", "-") for state in Connect
 
 
 def identity_text(agent: Agent, title: str) -> Text:
-    """Return the header's first line: the console's title, the trust's name and id, and the hub URL."""
+    """Return the header's first line: the console's title, the trust's name and id, the hub URL and version."""
     text = Text(title, style="bold")
     text.append("  ")
     if agent.identity is None:
@@ -32,10 +33,13 @@ def identity_text(agent: Agent, title: str) -> Text:
         text.append(")")
     text.append("  hub ", style="dim")
     text.append_text(literal(agent.settings.central_hub_api_url, max_chars=80))
+    if agent.hub_version is not None:
+        text.append(" version ", style="dim")
+        text.append_text(literal(agent.hub_version, max_chars=20))
     return text
 
 
-def timing_text(agent: Agent, now: datetime) -> Text:
+def timing_text(agent: Agent, now: datetime, draining: bool = False) -> Text:
     """Return the header's second line: heartbeat age and round trip, next poll, tasks in flight."""
     text = Text()
     if agent.last_heartbeat_at is None:
@@ -47,19 +51,31 @@ def timing_text(agent: Agent, now: datetime) -> Text:
             text.append(f", round trip {format_duration(agent.last_round_trip_seconds)}")
 
     text.append("  ·  ", style="dim")
-    if agent.stopped:
-        text.append("polling stopped")
-    elif agent.paused:
-        text.append("polling paused", style="bold yellow")
-    elif agent.next_poll_at is None:
-        text.append("next poll when a handler slot is free")
-    else:
-        wait = max((agent.next_poll_at - now).total_seconds(), 0.0)
-        text.append(f"next poll in {wait:.0f} s")
+    text.append_text(poll_text(agent, now, draining))
 
     text.append("  ·  ", style="dim")
     text.append(f"{agent.in_flight} in flight, {len(agent.tasks)} received")
     return text
+
+
+def poll_text(agent: Agent, now: datetime, draining: bool = False) -> Text:
+    """Describe when the agent polls next, or why it does not poll."""
+    slots = agent.settings.max_concurrent_tasks
+    busy = sum(1 for record in agent.tasks.values() if record.state in (TaskState.QUEUED, TaskState.RUNNING))
+    if agent.stopped:
+        return Text("polling stopped")
+    if draining:
+        return Text("finishing tasks in flight before quitting; no new tasks", style="bold yellow")
+    if agent.paused:
+        return Text("polling paused", style="bold yellow")
+    if agent.identity is None:
+        return Text("polling starts once the hub confirms this trust's identity")
+    if busy >= slots:
+        return Text(f"all {slots} handler slots busy; next poll when one is free")
+    if agent.next_poll_at is None or agent.next_poll_at <= now:
+        return Text("polling now")
+    wait = (agent.next_poll_at - now).total_seconds()
+    return Text(f"next poll in {wait:.0f} s")
 
 
 def auth_banner_text(agent: Agent) -> Text:
@@ -72,6 +88,21 @@ def auth_banner_text(agent: Agent) -> Text:
     )
 
 
+def key_banner_text(agent: Agent) -> Text | None:
+    """Warn when the hub's AES key fingerprint differs from this trust's; None when they match or are unknown."""
+    hub, local = agent.hub_key_fingerprint, agent.local_key_fingerprint
+    if not hub or not local or hub == local:
+        return None
+    return Text.assemble(
+        ("The hub holds a different AES key. ", "bold"),
+        "Its fingerprint is ",
+        literal(hub, max_chars=20),
+        " and this trust's is ",
+        literal(local, max_chars=20),
+        ", so encrypted payloads will fail to decrypt. Check AES_KEY_BASE64.",
+    )
+
+
 class StatusHeader(Widget):
     """The trust's identity, the hub URL, connectivity and paused badges, and heartbeat timing."""
 
@@ -79,6 +110,8 @@ class StatusHeader(Widget):
         super().__init__(id=id)
         self.agent = agent
         self.console_title = title
+        self.draining = False
+        """Set by the app once the agent stops claiming tasks to finish the ones in flight."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="header-top"):
@@ -86,7 +119,8 @@ class StatusHeader(Widget):
             yield Static("PAUSED", id="paused-badge")
             yield Static(id="connectivity-badge")
         yield Static(id="timing")
-        yield Static(id="auth-banner")
+        yield Static(id="auth-banner", classes="banner")
+        yield Static(id="key-banner", classes="banner")
 
     def on_mount(self) -> None:
         self.show_status(datetime.now().astimezone())
@@ -95,7 +129,7 @@ class StatusHeader(Widget):
         """Redraw every part of the header from the agent's current state."""
         agent = self.agent
         self.query_one("#identity", Static).update(identity_text(agent, self.console_title))
-        self.query_one("#timing", Static).update(timing_text(agent, now))
+        self.query_one("#timing", Static).update(timing_text(agent, now, self.draining))
 
         badge = self.query_one("#connectivity-badge", Static)
         badge.update(str(agent.connectivity).upper())
@@ -109,3 +143,9 @@ class StatusHeader(Widget):
         if auth_failed:
             banner.update(auth_banner_text(agent))
         banner.display = auth_failed
+
+        key_banner = self.query_one("#key-banner", Static)
+        key_warning = key_banner_text(agent)
+        if key_warning is not None:
+            key_banner.update(key_warning)
+        key_banner.display = key_warning is not None

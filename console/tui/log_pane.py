@@ -35,7 +35,7 @@ def event_line(event: AgentEvent) -> Text | None:
     if described is None:
         return None
     level, message = described
-    line = Text(format_clock(event.at) + " ", style="dim", no_wrap=True, end="")
+    line = Text(format_clock(event.at) + " ", style="dim", end="")
     line.append_text(literal(message, style=LEVEL_STYLES.get(level, ""), max_chars=MAX_LINE_CHARS))
     return line
 
@@ -44,10 +44,13 @@ class EventLog(RichLog):
     """A bounded log of agent events; the oldest lines drop off the top."""
 
     def __init__(self, *, id: str | None = None, max_lines: int = MAX_LOG_LINES) -> None:
-        super().__init__(id=id, max_lines=max_lines, wrap=False, markup=False, highlight=False)
+        super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
 
     def add_event(self, event: AgentEvent) -> None:
         """Write the event's line, unless the shared event log leaves that kind of event out."""
         line = event_line(event)
-        if line is not None:
-            self.write(line)
+        if line is None:
+            return
+        # Wrap to the pane's width: left to itself, RichLog measures against the app console's width.
+        width = self.scrollable_content_region.width
+        self.write(line, width=width if width > 0 else None)

@@ -13,3 +13,11 @@ class AgentEventPosted(Message):
     def __init__(self, event: AgentEvent) -> None:
         super().__init__()
         self.event = event
+
+
+class DrainFinished(Message):
+    """The agent finished its in-flight tasks, or gave up after its drain timeout, and stopped."""
+
+    def __init__(self, delivered: bool) -> None:
+        super().__init__()
+        self.delivered = delivered

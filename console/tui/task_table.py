@@ -57,7 +57,7 @@ def build_row(record: TaskRecord, now: datetime) -> Row:
 
 
 class TaskTable(DataTable[Text]):
-    """Tasks in the order the hub handed them out; rows change in place so the cursor stays put."""
+    """Tasks in the order the agent received them; rows change in place so the cursor stays put."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)

@@ -36,7 +36,7 @@ def literal(value: str, *, style: str = "", max_chars: int | None = None, keep_n
     display = escape_controls(display, keep_newlines=keep_newlines)
     if max_chars is not None and len(display) > max_chars:
         display = display[: max_chars - 1] + ELLIPSIS
-    return Text(display, style=style, no_wrap=not keep_newlines, end="")
+    return Text(display, style=style, end="")
 
 
 def literal_block(value: str, *, max_chars: int, style: str = "") -> Text:

@@ -10,10 +10,9 @@ import pytest
 
 from console.agent import Agent
 from console.hub import EmbeddedHub, RateLimits
-from console.settings import Settings
 from console.tui import TrustConsoleApp
 
-from tui_support import API_KEY, TRUST_NAME, MakeApp
+from tui_support import API_KEY, TRUST_NAME, MakeApp, fast_settings
 
 
 @pytest.fixture
@@ -23,28 +22,16 @@ def hub() -> Iterator[EmbeddedHub]:
         yield running
 
 
-def fast_settings(hub: EmbeddedHub, state_dir: Path, **overrides: Any) -> Settings:
-    """Build settings that poll and heartbeat every 0.2 s against `hub`."""
-    values: dict[str, Any] = {
-        "central_hub_api_url": hub.api_url,
-        "trust_api_key": API_KEY,
-        "poll_interval_seconds": 0.2,
-        "heartbeat_interval_seconds": 0.2,
-        "poll_burst_interval_seconds": 0.05,
-        "hub_backoff_max_seconds": 1.0,
-        "state_dir": state_dir,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture
 async def make_app(hub: EmbeddedHub, tmp_path: Path) -> AsyncIterator[MakeApp]:
-    """Return a factory of consoles, each hosting a new agent; every agent is closed afterwards."""
+    """Return a factory of consoles, each hosting a new agent; every agent is closed afterwards.
+
+    Keyword arguments override settings; `agent_options` are passed to Agent itself.
+    """
     agents: list[Agent] = []
 
-    def make(**overrides: Any) -> TrustConsoleApp:
-        agent = Agent(fast_settings(hub, tmp_path, **overrides))
+    def make(agent_options: dict[str, Any] | None = None, **overrides: Any) -> TrustConsoleApp:
+        agent = Agent(fast_settings(hub, tmp_path, **overrides), **(agent_options or {}))
         agents.append(agent)
         return TrustConsoleApp(agent, screenshot_dir=tmp_path)
 

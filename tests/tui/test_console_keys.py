@@ -1,18 +1,20 @@
-"""The console's keys: pause and resume, retry a failed report, and quit."""
+"""The console's keys: pause and resume, retry a report, run a failed task again, and quit."""
 
 from __future__ import annotations
 
 import asyncio
 
+from textual.message import Message
 from textual.widgets import Static
 
-from console.events import Connectivity
+from console.events import Connectivity, TaskStarted
 from console.hub import EmbeddedHub, TaskStatus
 from console.records import TaskState
 from console.tui.confirm_quit import ConfirmQuitScreen
+from console.tui.messages import AgentEventPosted
 from console.tui.task_table import TaskTable
 
-from tui_support import SIZE, MakeApp, eventually, static_text
+from tui_support import SIZE, MakeApp, detail_text, eventually, static_text
 
 
 async def test_pause_key_stops_claiming_and_resumes(hub: EmbeddedHub, make_app: MakeApp) -> None:
@@ -76,6 +78,7 @@ async def test_retry_key_resends_failed_report(hub: EmbeddedHub, make_app: MakeA
         assert await eventually(pilot, lambda: app.check_action("retry_report", ()) is True)
         assert agent.tasks[task.id].state is TaskState.AWAITING_REPORT
         assert table.get_cell(task.id, "reports").plain == "1 (429)"
+        assert await eventually(pilot, lambda: "press r to send it now" in detail_text(app.detail))
 
         await pilot.press("r")
         delivered = await eventually(pilot, lambda: agent.tasks[task.id].state is TaskState.DONE, timeout=5.0)
@@ -126,3 +129,52 @@ async def test_quit_key_with_work_in_flight_asks_first(hub: EmbeddedHub, make_ap
         assert quit_now
         assert app.return_code == 0
         assert agent.stopped
+
+
+async def test_quit_key_can_finish_tasks_first(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    task = hub.store.enqueue("sleep", {"seconds": 1.0})
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        agent = app.agent
+        assert await eventually(pilot, lambda: task.id in agent.tasks)
+        assert await eventually(pilot, lambda: agent.tasks[task.id].state is TaskState.RUNNING)
+
+        await pilot.press("q")
+        assert await eventually(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen))
+        await pilot.press("f")
+        assert await eventually(pilot, lambda: app.draining)
+        assert app.check_action("toggle_pause", ()) is None
+        quit_after_drain = await eventually(pilot, lambda: app.return_code is not None)
+
+        assert quit_after_drain
+        assert app.return_code == 0
+        assert agent.tasks[task.id].state is TaskState.DONE
+        assert hub.store.task(task.id).status is TaskStatus.COMPLETED
+        assert agent.stop_reason == "drained"
+
+
+async def test_run_again_key_reruns_failed_task(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    # The failure's report is held back for a minute, so it is still undelivered when the key is pressed.
+    hub.faults.fail_next("result", 429, retry_after=60)
+    task = hub.store.enqueue("fail", {"message": "first run"})
+    started: list[TaskStarted] = []
+    app = make_app()
+
+    def record_start(message: Message) -> None:
+        if isinstance(message, AgentEventPosted) and isinstance(message.event, TaskStarted):
+            started.append(message.event)
+
+    async with app.run_test(size=SIZE, message_hook=record_start) as pilot:
+        agent = app.agent
+        assert await eventually(pilot, lambda: task.id in agent.tasks)
+        assert await eventually(pilot, lambda: agent.can_rerun(task.id))
+        assert await eventually(pilot, lambda: app.check_action("rerun", ()) is True)
+
+        await pilot.press("R")
+        delivered = await eventually(pilot, lambda: agent.tasks[task.id].state is TaskState.DONE)
+
+        assert delivered
+        assert [event.task_id for event in started] == [task.id, task.id]
+        assert hub.store.task(task.id).status is TaskStatus.FAILED
+        assert await eventually(pilot, lambda: app.check_action("rerun", ()) is None)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from pathlib import Path
 
 from textual.widgets import Static
 
+from console.agent import Agent
 from console.events import Connectivity
-from console.hub import EmbeddedHub, TaskStatus
+from console.hub import HUB_VERSION, EmbeddedHub, RateLimits, TaskStatus
+from console.tui import TrustConsoleApp
 from console.tui.identity_mismatch import IdentityMismatchScreen
 
-from tui_support import SIZE, TRUST_NAME, MakeApp, eventually, static_text
+from tui_support import API_KEY, SIZE, TRUST_NAME, MakeApp, eventually, fast_settings, static_text
 
 CONSOLE_PACKAGE = Path(__file__).resolve().parents[2] / "console"
 
@@ -93,3 +96,25 @@ def test_only_console_tui_imports_textual() -> None:
     ]
 
     assert importers == []
+
+
+async def test_key_banner_warns_of_other_aes_key(tmp_path: Path) -> None:
+    hub_key = base64.b64encode(bytes(range(32))).decode()
+    with EmbeddedHub(api_key=API_KEY, trust_name=TRUST_NAME, aes_key_base64=hub_key, rate_limits=RateLimits.off()) as hub:
+        agent = Agent(fast_settings(hub, tmp_path), local_key_fingerprint="000000000000")
+        app = TrustConsoleApp(agent)
+
+        async with app.run_test(size=SIZE) as pilot:
+            banner = app.query_one("#key-banner", Static)
+            identity = app.query_one("#identity", Static)
+            banner_shown = await eventually(pilot, lambda: banner.display)
+
+            assert banner_shown
+            assert agent.hub_key_fingerprint is not None
+            assert agent.hub_key_fingerprint in static_text(banner, width=300)
+            assert "000000000000" in static_text(banner, width=300)
+            assert "AES_KEY_BASE64" in static_text(banner, width=300)
+            assert f"version {HUB_VERSION}" in static_text(identity, width=300)
+
+            await pilot.press("q")
+            assert await eventually(pilot, lambda: app.return_code is not None)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+import time
 
+from textual.message import Message
+
+from console.events import TaskEvent
 from console.hub import EmbeddedHub, TaskStatus
 from console.records import TaskState
+from console.tui.app import FLUSH_INTERVAL_SECONDS
 from console.tui.detail import TaskDetail
+from console.tui.messages import AgentEventPosted
 from console.tui.log_pane import EventLog
 from console.tui.task_table import TaskTable
 
-from tui_support import SIZE, MakeApp, eventually, log_text, plain_text
+from tui_support import SIZE, MakeApp, detail_text, eventually, log_text
 
 
 def cell(table: TaskTable, task_id: str, column: str) -> str:
@@ -107,5 +113,34 @@ async def test_markup_in_task_type_shows_literally(hub: EmbeddedHub, make_app: M
         assert re.search(r"^Type +\[bold\]x\[/\] *$", detail_text(app.query_one(TaskDetail)), re.MULTILINE)
 
 
-def detail_text(detail: TaskDetail) -> str:
-    return plain_text(detail.query_one("#detail-body").content)  # type: ignore[attr-defined]
+async def test_table_coalesces_bursts_of_events(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    tasks = hub.store.enqueue_many("echo", {"n": 1}, 40)
+    posted: list[AgentEventPosted] = []
+    app = make_app()
+
+    def record_event(message: Message) -> None:
+        if isinstance(message, AgentEventPosted) and isinstance(message.event, TaskEvent):
+            posted.append(message)
+
+    async with app.run_test(size=SIZE, message_hook=record_event) as pilot:
+        table = app.task_table
+        flush_times: list[float] = []
+        original_flush = table.flush
+
+        def timed_flush(records, now):  # type: ignore[no-untyped-def]
+            changed = original_flush(records, now)
+            if changed:
+                flush_times.append(time.monotonic())
+            return changed
+
+        table.flush = timed_flush  # type: ignore[method-assign]
+        all_done = await eventually(
+            pilot, lambda: all(task.id in table.rows and cell(table, task.id, "state") == "done" for task in tasks)
+        )
+
+        assert all_done
+        assert len(posted) >= 4 * len(tasks)
+        assert len(flush_times) < len(posted) / 10
+        # Timer ticks may drift, but over the whole burst there is at most one flush per interval.
+        burst_seconds = flush_times[-1] - flush_times[0]
+        assert len(flush_times) <= burst_seconds / FLUSH_INTERVAL_SECONDS + 2

@@ -5,19 +5,38 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widgets import RichLog, Static
 
+from console.hub import EmbeddedHub
+from console.settings import Settings
 from console.tui import TrustConsoleApp
+from console.tui.detail import TaskDetail
 
 API_KEY = "tui-test-key-0123456789abcdef"
 TRUST_NAME = "Test Trust"
 SIZE = (140, 40)
 
 MakeApp = Callable[..., TrustConsoleApp]
+
+
+def fast_settings(hub: EmbeddedHub, state_dir: Path, **overrides: Any) -> Settings:
+    """Build settings that poll and heartbeat every 0.2 s against `hub`."""
+    values: dict[str, Any] = {
+        "central_hub_api_url": hub.api_url,
+        "trust_api_key": API_KEY,
+        "poll_interval_seconds": 0.2,
+        "heartbeat_interval_seconds": 0.2,
+        "poll_burst_interval_seconds": 0.05,
+        "hub_backoff_max_seconds": 1.0,
+        "state_dir": state_dir,
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 async def eventually(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -40,6 +59,11 @@ def plain_text(renderable: RenderableType, width: int = 120) -> str:
 def static_text(widget: Static, width: int = 120) -> str:
     """Return the plain text a Static widget currently shows."""
     return plain_text(widget.content, width)  # type: ignore[arg-type]
+
+
+def detail_text(detail: TaskDetail) -> str:
+    """Return the plain text the detail pane currently shows."""
+    return static_text(detail.query_one("#detail-body", Static))
 
 
 def log_text(log: RichLog) -> str:
