@@ -152,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_agent_headless(settings: Settings) -> int:
-    from .headless import configure_logging, run_headless
+    from .headless import run_headless
+    from .log_setup import configure_logging
 
-    configure_logging()
+    configure_logging(settings.log_format, settings.log_level)
     return asyncio.run(run_headless(settings))
 
 

@@ -62,7 +62,8 @@ def run_demo(headless: bool, task_interval_seconds: float = 1.5) -> int:
         with tempfile.TemporaryDirectory(prefix="trust-console-demo-") as state_dir:
             settings = demo_settings(hub.api_url, api_key, Path(state_dir))
             if headless:
-                from .headless import configure_logging, run_headless
+                from .headless import run_headless
+                from .log_setup import configure_logging
 
                 configure_logging()
                 log.info("demo hub listening at %s", hub.api_url)

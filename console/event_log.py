@@ -29,6 +29,7 @@ from .events import (
     TaskReceived,
     TaskReported,
     TaskSkipped,
+    TaskEvent,
     TaskStarted,
 )
 
@@ -100,9 +101,24 @@ def describe_event(event: AgentEvent) -> tuple[int, str] | None:
     return logging.DEBUG, type(event).__name__
 
 
+def event_fields(event: AgentEvent) -> dict[str, object]:
+    """Return the structured fields of an event for a log record's `extra`."""
+    fields: dict[str, object] = {"event": type(event).__name__}
+    if isinstance(event, TaskEvent):
+        fields["task_id"] = event.task_id
+        fields["task_type"] = event.task_type
+    attempt = getattr(event, "attempt", None) or getattr(event, "attempts", None)
+    if attempt is not None:
+        fields["attempt"] = attempt
+    status_code = getattr(event, "status_code", None)
+    if status_code is not None:
+        fields["status_code"] = status_code
+    return fields
+
+
 def log_event(event: AgentEvent) -> None:
     """Event subscriber that writes each event to the `console.events` logger."""
     described = describe_event(event)
     if described is not None:
         level, line = described
-        log.log(level, line)
+        log.log(level, line, extra=event_fields(event))

@@ -10,35 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 from .agent import Agent
 from .assembly import build_agent
 from .event_log import log_event
+from .handlers import DIAGNOSTIC_HANDLERS
 from .records import TaskState
 from .settings import Settings
-from .text import printable
 
 log = logging.getLogger("console.headless")
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class PrintableFormatter(logging.Formatter):
-    """Format records with control characters escaped, so text from the hub cannot forge lines or escapes."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send every log line to stderr; httpx's per-request lines only at warning and above."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PrintableFormatter(LOG_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-
 
 def log_start(agent: Agent) -> None:
     """Log the settings that decide what the hub can make this trust do, once at start-up."""
@@ -52,6 +32,13 @@ def log_start(agent: Agent) -> None:
         settings.max_concurrent_tasks,
     )
     log.info("enabled task types: %s", ", ".join(enabled))
+    diagnostic = sorted(set(enabled) & set(DIAGNOSTIC_HANDLERS))
+    if diagnostic:
+        log.warning(
+            "diagnostic task types enabled (%s): the hub can make this trust echo payloads and hold handler"
+            " slots; set ENABLED_TASK_TYPES to the task types this trust needs",
+            ", ".join(diagnostic),
+        )
 
 
 async def run_headless(settings: Settings) -> int:
