@@ -33,7 +33,8 @@ from .detail import TaskDetail
 from .header import StatusHeader
 from .identity_mismatch import IdentityMismatchScreen
 from .log_pane import EventLog
-from .messages import AgentEventPosted, DrainFinished
+from .log_records import LogPaneHandler, install_log_handler, remove_log_handler
+from .messages import AgentEventPosted, DrainFinished, LogRecordPosted
 from .task_table import TaskTable
 
 FLUSH_INTERVAL_SECONDS = 0.25
@@ -84,6 +85,7 @@ class TrustConsoleApp(App[int]):
         self.next_report_at: dict[str, datetime] = {}
         """When each failing report is due to be sent again, from the ReportFailed events."""
         self._unsubscribe: Callable[[], None] | None = None
+        self._log_handler: LogPaneHandler | None = None
         self._header_dirty = True
         self._task_keys_enabled = (False, False)
         self._ticks = 0
@@ -109,12 +111,8 @@ class TrustConsoleApp(App[int]):
         self.event_log.border_title = "Events"
 
         self._unsubscribe = self.agent.bus.subscribe(self._post_agent_event)
-        for name, loop in (
-            ("heartbeat", self.agent.heartbeat_loop),
-            ("poll", self.agent.poll_loop),
-            ("report", self.agent.report_loop),
-            ("control", self.agent.control_loop),
-        ):
+        self._log_handler = install_log_handler(self)
+        for name, loop in self.agent.loops().items():
             self.run_worker(loop(), name=f"{name} loop", group=name, exit_on_error=False)
 
         self.task_table.mark_dirty(self.agent.tasks)
@@ -151,6 +149,10 @@ class TrustConsoleApp(App[int]):
             self.mismatch = event
             self.push_screen(IdentityMismatchScreen(event))
             self.refresh_bindings()
+
+    @on(LogRecordPosted)
+    def _show_log_record(self, message: LogRecordPosted) -> None:
+        self.event_log.add_record(message.level, message.text, message.at)
 
     @on(Worker.StateChanged)
     def _report_worker_error(self, event: Worker.StateChanged) -> None:
@@ -300,3 +302,6 @@ class TrustConsoleApp(App[int]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._log_handler is not None:
+            remove_log_handler(self._log_handler)
+            self._log_handler = None

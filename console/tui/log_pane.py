@@ -1,8 +1,9 @@
-"""The event log pane: the headless runner's line for each event, keeping only the latest lines."""
+"""The log pane: a line per agent event and per agent warning, keeping only the latest lines."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from rich.text import Text
 from textual.widgets import RichLog
@@ -40,8 +41,16 @@ def event_line(event: AgentEvent) -> Text | None:
     return line
 
 
+def record_line(level: int, text: str, at: datetime) -> Text:
+    """Return the log pane's line for a log record that no event carries."""
+    line = Text(format_clock(at) + " ", style="dim", end="")
+    line.append(logging.getLevelName(level) + " ", style=LEVEL_STYLES.get(level, "bold red"))
+    line.append_text(literal(text, style=LEVEL_STYLES.get(level, "bold red"), max_chars=MAX_LINE_CHARS))
+    return line
+
+
 class EventLog(RichLog):
-    """A bounded log of agent events; the oldest lines drop off the top."""
+    """A bounded log of agent events and warnings; the oldest lines drop off the top."""
 
     def __init__(self, *, id: str | None = None, max_lines: int = MAX_LOG_LINES) -> None:
         super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
@@ -49,8 +58,14 @@ class EventLog(RichLog):
     def add_event(self, event: AgentEvent) -> None:
         """Write the event's line, unless the shared event log leaves that kind of event out."""
         line = event_line(event)
-        if line is None:
-            return
+        if line is not None:
+            self._write_line(line)
+
+    def add_record(self, level: int, text: str, at: datetime) -> None:
+        """Write a log record's line."""
+        self._write_line(record_line(level, text, at))
+
+    def _write_line(self, line: Text) -> None:
         # Wrap to the pane's width: left to itself, RichLog measures against the app console's width.
         width = self.scrollable_content_region.width
         self.write(line, width=width if width > 0 else None)

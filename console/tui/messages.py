@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from textual.message import Message
 
 from console.events import AgentEvent
@@ -21,3 +23,14 @@ class DrainFinished(Message):
     def __init__(self, delivered: bool) -> None:
         super().__init__()
         self.delivered = delivered
+
+
+class LogRecordPosted(Message):
+    """A warning or error the agent logged without an event, such as a failed ledger write."""
+
+    def __init__(self, *, level: int, logger: str, text: str, at: datetime) -> None:
+        super().__init__()
+        self.level = level
+        self.logger = logger
+        self.text = text
+        self.at = at

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 
 from textual.message import Message
@@ -144,3 +146,26 @@ async def test_table_coalesces_bursts_of_events(hub: EmbeddedHub, make_app: Make
         # Timer ticks may drift, but over the whole burst there is at most one flush per interval.
         burst_seconds = flush_times[-1] - flush_times[0]
         assert len(flush_times) <= burst_seconds / FLUSH_INTERVAL_SECONDS + 2
+
+
+async def test_log_pane_shows_agent_warnings(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.query_one(EventLog)
+        logging.getLogger("console.agent").warning("ledger write failed for task %s: %s", "t-1", "[bold]disk[/] full")
+        other_thread = threading.Thread(
+            target=logging.getLogger("console.ledger").error, args=("ledger is read-only",)
+        )
+        other_thread.start()
+        other_thread.join()
+        logging.getLogger("console.hub.store").warning("a hub warning the pane leaves out")
+        logging.getLogger("console.agent").info("an info line the pane leaves out")
+
+        shown = await eventually(pilot, lambda: "ledger is read-only" in log_text(log))
+
+        assert shown
+        assert "WARNING ledger write failed for task t-1: [bold]disk[/] full" in log_text(log)
+        assert "ERROR ledger is read-only" in log_text(log)
+        assert "a hub warning" not in log_text(log)
+        assert "an info line" not in log_text(log)
