@@ -161,6 +161,8 @@ class Agent:
         self._retry_now: dict[str, asyncio.Event] = {}
         self._rebuild_client = False
         self._closed = False
+        self.running_loops: set[str] = set()
+        """Names of the loops running now; a loop missing here while the agent runs has died."""
         self._resume_plan = self._load_ledger()
 
     # Operator actions.
@@ -255,17 +257,35 @@ class Agent:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    @property
+    def claiming(self) -> bool:
+        """False once a drain or stop has begun."""
+        return self._claiming
+
+    def oldest_undelivered_seconds(self) -> float | None:
+        """Age of the oldest finished result the hub has not accepted yet, or None."""
+        finished = [
+            record.finished_at
+            for record in self.tasks.values()
+            if record.state is TaskState.AWAITING_REPORT and record.finished_at is not None
+        ]
+        if not finished:
+            return None
+        return (utc_now() - min(finished)).total_seconds()
+
     # Running.
 
     def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
         """Name every loop the agent needs; a host runs each one as a worker or task until the agent stops."""
-        return {
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "heartbeat": self.heartbeat_loop,
             "poll": self.poll_loop,
             "report": self.report_loop,
             "control": self.control_loop,
-            "health": self.health_loop,
         }
+        if self.health is not None:
+            loops["health"] = self.health_loop
+        return loops
 
     async def run(self) -> int:
         """Run every loop until the agent stops; return the exit code."""
@@ -279,6 +299,9 @@ class Agent:
 
     async def health_loop(self) -> None:
         """Run the health source's collector while the agent runs."""
+        await self._guard("health", self._collect_health)
+
+    async def _collect_health(self) -> None:
         if self.health is None:
             return
         collector = asyncio.create_task(self.health.run(), name="health-collector")
@@ -441,15 +464,19 @@ class Agent:
 
     async def _guard(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
         """Run a loop's body again after an unexpected error, so one bug cannot stop the agent."""
-        while not self._stopped.is_set():
-            try:
-                await body()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s loop failed unexpectedly; restarting it in 1 s", name)
-                await asyncio.sleep(1.0)
+        self.running_loops.add(name)
+        try:
+            while not self._stopped.is_set():
+                try:
+                    await body()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s loop failed unexpectedly; restarting it in 1 s", name)
+                    await asyncio.sleep(1.0)
+        finally:
+            self.running_loops.discard(name)
 
     # Operator requests left in the ledger by the command line or another console.
 

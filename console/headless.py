@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 
-from .agent import Agent
+from .agent import EXIT_CONFIGURATION, Agent
 from .assembly import build_agent
 from .event_log import log_event
 from .handlers import DIAGNOSTIC_HANDLERS
@@ -65,9 +65,23 @@ async def run_headless(settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
 
+    health_server = None
+    if settings.metrics_port is not None:
+        from .health_server import HealthServer
+
+        health_server = HealthServer(agent, settings.metrics_port)
+        try:
+            await health_server.start()
+        except OSError as error:
+            log.error("%s", error)
+            await agent.close()
+            return EXIT_CONFIGURATION
+
     try:
         exit_code = await agent.run()
     finally:
+        if health_server is not None:
+            await health_server.stop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         if drain_task is not None and not drain_task.done():
