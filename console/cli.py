@@ -21,7 +21,7 @@ from .settings import Settings, SettingsError, env_name, load_settings, load_sta
 
 EXIT_USAGE = 2
 
-SECRET_FIELDS = {"trust_api_key"}
+SECRET_FIELDS = {"trust_api_key", "aes_key_base64", "trust_internal_service_key"}
 """Settings never taken as flags, because a flag shows in the process list."""
 
 
@@ -35,10 +35,13 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         default = "" if field.is_required() else f" Default: {field.get_default()}."
         help_text = f"{field.description}{default} Environment: {env_name(name)}."
+        # SUPPRESS keeps a subcommand's unset flag from overwriting the same flag given before the subcommand.
         if field.annotation is bool:
-            group.add_argument(flag, dest=name, action="store_const", const=True, default=None, help=help_text)
+            group.add_argument(
+                flag, dest=name, action="store_const", const=True, default=argparse.SUPPRESS, help=help_text
+            )
         else:
-            group.add_argument(flag, dest=name, metavar=env_name(name), default=None, help=help_text)
+            group.add_argument(flag, dest=name, metavar=env_name(name), default=argparse.SUPPRESS, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hub.add_argument("--generate", action="store_true", help="Enqueue a steady stream of demo tasks.")
 
+    check = commands.add_parser(
+        "check",
+        help="Check the settings, send one heartbeat, compare key fingerprints and probe the local services.",
+        description="Exit code 0 when every check passes, 1 when one fails, 2 for invalid settings.",
+    )
+    check.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, help="Read settings from this file.")
+    _add_setting_flags(check)
+
     tasks = commands.add_parser("tasks", help="List the tasks in the ledger of STATE_DIR, newest first.")
     tasks.add_argument(
         "--state",
@@ -99,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("task_id", help="The failed task to run again.")
 
     for command in (tasks, retry, rerun):
-        command.add_argument("--state-dir", type=Path, default=None, help="The agent's STATE_DIR (default: state).")
-        command.add_argument("--env-file", type=Path, default=None, help="Read STATE_DIR from this file.")
+        command.add_argument(
+            "--state-dir", type=Path, default=argparse.SUPPRESS, help="The agent's STATE_DIR (default: state)."
+        )
+        command.add_argument("--env-file", type=Path, default=argparse.SUPPRESS, help="Read STATE_DIR from this file.")
     return parser
 
 
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         from .ledger_commands import run_ledger_command
 
         try:
-            state = load_state_settings({"state_dir": args.state_dir}, env_file=args.env_file)
+            state = load_state_settings({"state_dir": getattr(args, "state_dir", None)}, env_file=args.env_file)
         except SettingsError as error:
             print(f"trust-console: {error}", file=sys.stderr)
             return EXIT_USAGE
@@ -141,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"trust-console: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+    if args.command == "check":
+        from .check import run_check
+
+        return run_check(settings)
 
     try:
         if args.headless:
