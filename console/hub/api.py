@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from console.flip.crypto import seal, task_context
 from console.hub.faults import MalformedFault, MalformedKind, StatusFault
-from console.hub.models import Endpoint, TrustIdentity
+from console.hub.models import Endpoint, Task, TrustIdentity
 from console.hub.ratelimit import RateLimiter, retry_after_header
 from console.hub.store import HubStore, ResultOutcome
 from console.hub.validation import (
@@ -28,6 +29,7 @@ from console.hub.validation import (
     decode_for_record,
     decode_json,
     json_invalid_error,
+    validate_cohort_results,
     validate_heartbeat_body,
     validate_result_body,
     validate_task_id,
@@ -63,12 +65,14 @@ class HubApi:
         rate_limiter: RateLimiter,
         hub_version: str,
         aes_key_fingerprint: str | None,
+        payload_key: bytes | None = None,
     ) -> None:
         self.store = store
         self.api_key_header = api_key_header
         self.rate_limiter = rate_limiter
         self.hub_version = hub_version
         self.aes_key_fingerprint = aes_key_fingerprint
+        self.payload_key = payload_key
 
     def routes(self) -> list[Route]:
         return [
@@ -165,7 +169,14 @@ class HubApi:
         tasks = self.store.hand_out(call.trust.trust_id)
         if tasks:
             log.debug("Handed out %d task(s) to trust %s", len(tasks), call.trust.trust_id)
-        return JSONResponse({**call.trust.as_block(), "tasks": [task.as_wire() for task in tasks]})
+        return JSONResponse({**call.trust.as_block(), "tasks": [self._wire(task) for task in tasks]})
+
+    def _wire(self, task: Task) -> dict[str, str]:
+        """Return a task as the poll reply sends it, its payload sealed for its task type when a key is set."""
+        wire = task.as_wire()
+        if self.payload_key is not None:
+            wire["payload"] = seal(task.payload, self.payload_key, task_context(task.task_type))
+        return wire
 
     async def _report_result(self, call: _Call) -> Response:
         assert call.trust is not None
@@ -215,9 +226,13 @@ class HubApi:
         except InvalidJson as exc:
             log.info("Rejected cohort results from trust %s: body is not JSON", call.trust.trust_id)
             return error_response(422, json_invalid_error(exc))
-        if not isinstance(body, dict):
-            log.info("Rejected cohort results from trust %s: body is not a JSON object", call.trust.trust_id)
-            return error_response(422, [error(["body"], "Input should be a JSON object", "model_type")])
+        errors = validate_cohort_results(body)
+        if errors:
+            log.info("Rejected cohort results from trust %s: %d error(s)", call.trust.trust_id, len(errors))
+            return error_response(422, errors)
+        if body["trust_id"] != call.trust.trust_id:
+            log.info("Rejected cohort results from trust %s: they name another trust", call.trust.trust_id)
+            return error_response(403, "Trust is not authorised to submit results for another trust")
 
         log.debug("Received cohort results for query %s from trust %s", body.get("query_id"), call.trust.trust_id)
         return JSONResponse({**call.trust.as_block(), "message": "Cohort results received"})
@@ -239,19 +254,15 @@ class HubApi:
             return Response(_padded_json(identity, fault.size_bytes), media_type="application/json")
 
         # The missing-field kinds hand out real tasks, so the store shows which one lost a field.
-        tasks = [task.as_wire() for task in self.store.hand_out(trust.trust_id)] or [self._synthetic_task()]
+        tasks = [self._wire(task) for task in self.store.hand_out(trust.trust_id)] or [self._synthetic_task()]
         missing = "id" if fault.kind is MalformedKind.TASK_MISSING_ID else "task_type"
         del tasks[0][missing]
         return JSONResponse({**identity, "tasks": tasks})
 
     def _synthetic_task(self) -> dict[str, str]:
         """Return a well-formed task that is not in the store, so a result for it gets 404."""
-        return {
-            "id": str(uuid.uuid4()),
-            "task_type": "echo",
-            "payload": "{}",
-            "created_at": self.store.now().isoformat(),
-        }
+        task = Task(id=str(uuid.uuid4()), trust_id="", task_type="echo", payload="{}", created_at=self.store.now())
+        return self._wire(task)
 
 
 def _padded_json(identity: dict[str, str], size_bytes: int) -> bytes:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
+from console.flip.crypto import key_fingerprint
 from console.hub.admin import AdminApi
 from console.hub.api import HubApi, error_response
 from console.hub.ratelimit import RateLimiter, RateLimits
@@ -36,14 +36,15 @@ def create_app(
     hub_version: str = HUB_VERSION,
     aes_key_base64: str | None = None,
 ) -> Starlette:
-    """Build the hub app; `app.state` contains `store`, `rate_limiter` and `api_key_header`.
+    """Build the hub app; `app.state` contains `store`, `rate_limiter`, `api_key_header` and `aes_key_fingerprint`.
 
     `rate_limits` defaults to FLIP's limits (30 polls, 30 heartbeats and 60
     results per minute per key); pass `RateLimits.off()` to disable them.
+    With `aes_key_base64`, every payload handed out is sealed in FLIP's AES-GCM
+    envelope for its task type, and heartbeat replies carry the key's fingerprint.
     """
-    # NOTE: the key only sets `aes_key_fingerprint` in heartbeat replies. Payloads are
-    # sent as given, never sealed in an AES-GCM envelope, because the project has no AES library.
-    fingerprint = aes_key_fingerprint(aes_key_base64) if aes_key_base64 is not None else None
+    payload_key = decode_aes_key(aes_key_base64) if aes_key_base64 is not None else None
+    fingerprint = key_fingerprint(payload_key) if payload_key is not None else None
     rate_limiter = RateLimiter(rate_limits)
     api = HubApi(
         store,
@@ -51,6 +52,7 @@ def create_app(
         rate_limiter=rate_limiter,
         hub_version=hub_version,
         aes_key_fingerprint=fingerprint,
+        payload_key=payload_key,
     )
     admin = AdminApi(store)
 
@@ -62,18 +64,24 @@ def create_app(
     app.state.store = store
     app.state.rate_limiter = rate_limiter
     app.state.api_key_header = api_key_header
+    app.state.aes_key_fingerprint = fingerprint
     return app
 
 
 def aes_key_fingerprint(aes_key_base64: str) -> str:
     """Return the first 12 hex characters of the SHA-256 of the decoded 32-byte key."""
+    return key_fingerprint(decode_aes_key(aes_key_base64))
+
+
+def decode_aes_key(aes_key_base64: str) -> bytes:
+    """Decode the hub's shared key, raising ValueError unless it is base64 of 32 bytes."""
     try:
         key = base64.b64decode(aes_key_base64, validate=True)
     except binascii.Error as exc:
         raise ValueError(f"AES key is not valid base64: {exc}") from exc
     if len(key) != AES_KEY_BYTES:
         raise ValueError(f"AES key must decode to {AES_KEY_BYTES} bytes, got {len(key)}")
-    return hashlib.sha256(key).hexdigest()[:12]
+    return key
 
 
 def _stale_recovery_lifespan(store: HubStore):

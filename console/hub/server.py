@@ -111,6 +111,11 @@ class EmbeddedHub:
         return self.app.state.rate_limiter
 
     @property
+    def aes_key_fingerprint(self) -> str | None:
+        """The fingerprint of the key that seals payloads, or None when they are sent as plain JSON."""
+        return self.app.state.aes_key_fingerprint
+
+    @property
     def is_running(self) -> bool:
         """True while the server is started and accepting requests."""
         with self._state_lock:

@@ -120,6 +120,8 @@ def banner(hub: EmbeddedHub) -> str:
             f"  API key:     {hub.api_key}",
             f"  Trust:       {trust.trust_name} ({trust.trust_id})",
         ]
+    if hub.aes_key_fingerprint is not None:
+        lines.append(f"  Payloads:    sealed with AES-256-GCM, key fingerprint {hub.aes_key_fingerprint}")
     lines += [
         f"  Admin URL:   {hub.admin_url} (no authentication; it listens on 127.0.0.1 only)",
         "Enqueue a task:",

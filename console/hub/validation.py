@@ -1,4 +1,4 @@
-"""Checks of result and heartbeat requests, returning errors shaped like FastAPI's 422 details.
+"""Checks of result, heartbeat and cohort results requests, returning errors shaped like FastAPI's 422 details.
 
 Each error is `{"loc": [...], "msg": "...", "type": "..."}`, the shape FLIP's
 FastAPI hub puts in the `detail` list of a 422 reply.
@@ -171,3 +171,65 @@ def _service_errors(name: str, entry: Any) -> ValidationErrors:
         errors.append(error([*loc, "response_ms"], message, "int_range"))
 
     return errors
+
+
+def validate_cohort_results(body: Any) -> ValidationErrors:
+    """Check a `POST /cohort/results` body against FLIP's cohort results model.
+
+    Required: `query_id`, `trust_id` and `created` strings, an integer
+    `record_count`, and `data`, a list (or null) of `{"name": str, "results":
+    [{"value": str, "count": int}]}`. Optional: `error` (string or null) and
+    `suppressed` (boolean). A `value` sent as a number is an error, as in FLIP's model.
+    """
+    if not isinstance(body, dict):
+        return [error(["body"], "Input should be a JSON object", "model_type")]
+
+    # NOTE: FLIP's source shows that `data` may be null, but not whether it may be left out,
+    # so this hub requires it.
+    errors: ValidationErrors = []
+    for name in ("query_id", "trust_id", "created", "record_count", "data"):
+        if name not in body:
+            errors.append(error(["body", name], "Field required", "missing"))
+    for name in ("query_id", "trust_id", "created"):
+        if name in body and not isinstance(body[name], str):
+            errors.append(error(["body", name], "Input should be a valid string", "string_type"))
+    if "record_count" in body and not _is_int(body["record_count"]):
+        errors.append(error(["body", "record_count"], "Input should be a valid integer", "int_type"))
+    if body.get("error") is not None and not isinstance(body["error"], str):
+        errors.append(error(["body", "error"], "Input should be a valid string or null", "string_type"))
+    if "suppressed" in body and not isinstance(body["suppressed"], bool):
+        errors.append(error(["body", "suppressed"], "Input should be a valid boolean", "bool_type"))
+
+    data = body.get("data")
+    if data is not None and not isinstance(data, list):
+        errors.append(error(["body", "data"], "Input should be a valid list or null", "list_type"))
+    elif data is not None:
+        for index, group in enumerate(data):
+            errors.extend(_cohort_group_errors(["body", "data", index], group))
+    return errors
+
+
+def _cohort_group_errors(loc: list[str | int], group: Any) -> ValidationErrors:
+    if not isinstance(group, dict):
+        return [error(loc, "Input should be a JSON object", "model_type")]
+    errors: ValidationErrors = []
+    if not isinstance(group.get("name"), str):
+        errors.append(error([*loc, "name"], "Input should be a valid string", "string_type"))
+    results = group.get("results")
+    if not isinstance(results, list):
+        return [*errors, error([*loc, "results"], "Input should be a valid list", "list_type")]
+
+    for index, result in enumerate(results):
+        result_loc = [*loc, "results", index]
+        if not isinstance(result, dict):
+            errors.append(error(result_loc, "Input should be a JSON object", "model_type"))
+            continue
+        if not isinstance(result.get("value"), str):
+            errors.append(error([*result_loc, "value"], "Input should be a valid string", "string_type"))
+        if not _is_int(result.get("count")):
+            errors.append(error([*result_loc, "count"], "Input should be a valid integer", "int_type"))
+    return errors
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
