@@ -26,7 +26,6 @@ from console.events import (
     TaskReported,
     utc_now,
 )
-from console.records import TaskState
 
 from .confirm_quit import ConfirmQuitScreen, QuitChoice
 from .detail import TaskDetail
@@ -35,17 +34,13 @@ from .identity_mismatch import IdentityMismatchScreen
 from .log_pane import EventLog
 from .log_records import LogPaneHandler, install_log_handler, remove_log_handler
 from .messages import AgentEventPosted, DrainFinished, LogRecordPosted
-from .task_table import TaskTable
+from .task_table import TaskTable, ids_to_recheck
 
 FLUSH_INTERVAL_SECONDS = 0.25
 """Rows, the header and the detail pane are redrawn at most this often, however fast events come."""
 
-RECENT_AGE = timedelta(seconds=65)
-"""Rows younger than this show their age in seconds, so they are rechecked every second."""
-
 FULL_RECHECK_TICKS = 10
-
-ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
+"""Every this many one-second ticks, every row is rechecked: ages in minutes move, and dropped tasks go."""
 
 ALLOWED_AFTER_MISMATCH = frozenset({"quit", "help_quit"})
 
@@ -115,7 +110,7 @@ class TrustConsoleApp(App[int]):
         for name, loop in self.agent.loops().items():
             self.run_worker(loop(), name=f"{name} loop", group=name, exit_on_error=False)
 
-        self.task_table.mark_dirty(self.agent.tasks)
+        self.task_table.mark_all_dirty(self.agent.tasks)
         self.set_interval(FLUSH_INTERVAL_SECONDS, self._flush_updates)
         self.set_interval(1.0, self._tick)
         self.task_table.focus()
@@ -131,6 +126,8 @@ class TrustConsoleApp(App[int]):
 
     @on(AgentEventPosted)
     def _show_event(self, message: AgentEventPosted) -> None:
+        if not self.task_table.is_attached:
+            return  # The app is shutting down.
         event = message.event
         self.event_log.add_event(event)
         self._header_dirty = True
@@ -170,21 +167,16 @@ class TrustConsoleApp(App[int]):
     def _tick(self) -> None:
         """Recheck the rows whose age or running time moves, and the heartbeat's age."""
         self._ticks += 1
-        now = utc_now()
-        tasks = self.agent.tasks.values()
         if self._ticks % FULL_RECHECK_TICKS == 0:
-            ids = [record.task_id for record in tasks]
+            self.task_table.mark_all_dirty(self.agent.tasks)
         else:
-            ids = [
-                record.task_id
-                for record in tasks
-                if record.state in ACTIVE_STATES or now - record.received_at < RECENT_AGE
-            ]
-        self.task_table.mark_dirty(ids)
+            self.task_table.mark_dirty(ids_to_recheck(self.agent.tasks, utc_now()))
         self._header_dirty = True
 
     def _flush_updates(self) -> None:
         """Apply every change queued since the last flush in one batch."""
+        if self._agent_closed or not self.task_table.is_attached:
+            return  # The app is shutting down.
         now = utc_now()
         table = self.task_table
         detail = self.detail

@@ -113,14 +113,22 @@ class StatusHeader(Widget):
         self.draining = False
         """Set by the app once the agent stops claiming tasks to finish the ones in flight."""
 
+        # Kept by reference, so a redraw during shutdown finds them after they leave the DOM.
+        self.identity = Static(id="identity")
+        self.paused_badge = Static("PAUSED", id="paused-badge")
+        self.connectivity_badge = Static(id="connectivity-badge")
+        self.timing = Static(id="timing")
+        self.auth_banner = Static(id="auth-banner", classes="banner")
+        self.key_banner = Static(id="key-banner", classes="banner")
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="header-top"):
-            yield Static(id="identity")
-            yield Static("PAUSED", id="paused-badge")
-            yield Static(id="connectivity-badge")
-        yield Static(id="timing")
-        yield Static(id="auth-banner", classes="banner")
-        yield Static(id="key-banner", classes="banner")
+            yield self.identity
+            yield self.paused_badge
+            yield self.connectivity_badge
+        yield self.timing
+        yield self.auth_banner
+        yield self.key_banner
 
     def on_mount(self) -> None:
         self.show_status(datetime.now().astimezone())
@@ -128,24 +136,22 @@ class StatusHeader(Widget):
     def show_status(self, now: datetime) -> None:
         """Redraw every part of the header from the agent's current state."""
         agent = self.agent
-        self.query_one("#identity", Static).update(identity_text(agent, self.console_title))
-        self.query_one("#timing", Static).update(timing_text(agent, now, self.draining))
+        self.identity.update(identity_text(agent, self.console_title))
+        self.timing.update(timing_text(agent, now, self.draining))
 
-        badge = self.query_one("#connectivity-badge", Static)
+        badge = self.connectivity_badge
         badge.update(str(agent.connectivity).upper())
         for state, css_class in BADGE_CLASSES.items():
             badge.set_class(state is agent.connectivity, css_class)
 
-        self.query_one("#paused-badge", Static).display = agent.paused
+        self.paused_badge.display = agent.paused
 
-        banner = self.query_one("#auth-banner", Static)
         auth_failed = agent.connectivity is Connectivity.AUTH_FAILED
         if auth_failed:
-            banner.update(auth_banner_text(agent))
-        banner.display = auth_failed
+            self.auth_banner.update(auth_banner_text(agent))
+        self.auth_banner.display = auth_failed
 
-        key_banner = self.query_one("#key-banner", Static)
         key_warning = key_banner_text(agent)
         if key_warning is not None:
-            key_banner.update(key_warning)
-        key_banner.display = key_warning is not None
+            self.key_banner.update(key_warning)
+        self.key_banner.display = key_warning is not None

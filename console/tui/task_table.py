@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -27,6 +27,20 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 Row = tuple[Text, ...]
+
+RECENT_AGE = timedelta(seconds=65)
+"""Rows younger than this show their age in seconds, so they are rechecked every second."""
+
+ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
+
+
+def ids_to_recheck(tasks: Mapping[str, TaskRecord], now: datetime) -> list[str]:
+    """Return the tasks whose age or running time may show a new value after one more second."""
+    return [
+        task_id
+        for task_id, record in tasks.items()
+        if record.state in ACTIVE_STATES or now - record.received_at < RECENT_AGE
+    ]
 
 
 def build_row(record: TaskRecord, now: datetime) -> Row:
@@ -82,6 +96,11 @@ class TaskTable(DataTable[Text]):
     def mark_dirty(self, task_ids: Iterable[str]) -> None:
         """Queue rows to be rebuilt at the next flush."""
         self._dirty.update(task_ids)
+
+    def mark_all_dirty(self, task_ids: Iterable[str]) -> None:
+        """Queue every task and every shown row, so rows of tasks the agent dropped are removed too."""
+        self._dirty.update(task_ids)
+        self._dirty.update(self._shown)
 
     def flush(self, tasks: Mapping[str, TaskRecord], now: datetime) -> set[str]:
         """Add, update and remove rows for the tasks marked dirty; return the ids that changed."""

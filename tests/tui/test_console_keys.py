@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from textual.message import Message
 from textual.widgets import Static
@@ -178,3 +179,14 @@ async def test_run_again_key_reruns_failed_task(hub: EmbeddedHub, make_app: Make
         assert [event.task_id for event in started] == [task.id, task.id]
         assert hub.store.task(task.id).status is TaskStatus.FAILED
         assert await eventually(pilot, lambda: app.check_action("rerun", ()) is None)
+
+
+async def test_screenshot_key_saves_svg(hub: EmbeddedHub, make_app: MakeApp, tmp_path: Path) -> None:
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        saved = await eventually(pilot, lambda: any(tmp_path.glob("*.svg")))
+
+        assert saved
+        assert "trust-console" in next(tmp_path.glob("*.svg")).read_text()

@@ -169,3 +169,20 @@ async def test_log_pane_shows_agent_warnings(hub: EmbeddedHub, make_app: MakeApp
         assert "ERROR ledger is read-only" in log_text(log)
         assert "a hub warning" not in log_text(log)
         assert "an info line" not in log_text(log)
+
+
+async def test_rows_of_dropped_tasks_are_removed(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    tasks = hub.store.enqueue_many("echo", {}, 3)
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.task_table
+        assert await eventually(pilot, lambda: table.row_count == 3)
+        del app.agent.tasks[tasks[0].id]
+        # The app's tick does this every FULL_RECHECK_TICKS seconds.
+        table.mark_all_dirty(app.agent.tasks)
+
+        removed = await eventually(pilot, lambda: table.row_count == 2)
+
+        assert removed
+        assert tasks[0].id not in table.rows
