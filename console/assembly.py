@@ -1,4 +1,4 @@
-"""Build the agent from settings: its handlers, payload decoder and health source.
+"""Build the agent from settings: its handlers and payload decoder.
 
 The console, the headless runner and the demo all start the agent through
 `build_agent`, so each host gets the same handlers and the same checks.
@@ -6,13 +6,68 @@ The console, the headless runner and the demo all start the agent through
 
 from __future__ import annotations
 
+import logging
+
+import httpx
+
 from .agent import Agent
 from .events import EventBus
+from .flip.cohort_results import CohortResultsPoster
+from .flip.crypto import SHARED_KID, decode_key, key_fingerprint, payload_decoder
+from .flip.handlers import FlipHandlers
+from .flip.local_services import LocalServices, build_local_http_client
 from .handlers import default_registry
+from .hub_client import HubClient, build_http_client
 from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _HubClientClosingFlipClients(HubClient):
+    """The agent's hub client, which also closes the FLIP clients when the agent closes it.
+
+    Agent.close() closes its hub client only after every handler has stopped,
+    so no FLIP request can be cut off by the close.
+    """
+
+    # NOTE: this replaces a hook on Agent for closing extra resources. It relies on Agent.close()
+    # calling client.aclose() once, after cancelling and awaiting the handlers.
+    def __init__(self, settings: Settings, extra_clients: list[httpx.AsyncClient]) -> None:
+        super().__init__(settings)
+        self._extra_clients = extra_clients
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            for client in self._extra_clients:
+                await client.aclose()
 
 
 def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
-    """Create an agent with every handler this build provides."""
+    """Create an agent with the diagnostic and FLIP handlers; payloads are decrypted when AES_KEY_BASE64 is set."""
     registry = default_registry()
-    return Agent(settings, registry=registry, bus=bus)
+    local_http = build_local_http_client()
+    hub_http = build_http_client(settings)
+
+    services = LocalServices(settings, local_http)
+    FlipHandlers(settings, services, CohortResultsPoster(settings, hub_http)).register(registry)
+
+    decoder = None
+    fingerprint = None
+    if settings.aes_key_base64 is not None:
+        key = decode_key(settings.aes_key_base64.get_secret_value())
+        decoder = payload_decoder({SHARED_KID: key})
+        fingerprint = key_fingerprint(key)
+
+    if settings.trust_internal_service_key is None:
+        log.info("TRUST_INTERNAL_SERVICE_KEY is not set: FLIP task types fail")
+
+    return Agent(
+        settings,
+        registry=registry,
+        bus=bus,
+        client=_HubClientClosingFlipClients(settings, [local_http, hub_http]),
+        payload_decoder=decoder,
+        local_key_fingerprint=fingerprint,
+    )
