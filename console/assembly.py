@@ -1,4 +1,4 @@
-"""Build the agent from settings: its handlers and payload decoder.
+"""Build the agent from settings: its handlers, payload decoder and health source.
 
 The console, the headless runner and the demo all start the agent through
 `build_agent`, so each host gets the same handlers and the same checks.
@@ -15,7 +15,8 @@ from .events import EventBus
 from .flip.cohort_results import CohortResultsPoster
 from .flip.crypto import SHARED_KID, decode_key, key_fingerprint, payload_decoder
 from .flip.handlers import FlipHandlers
-from .flip.local_services import LocalServices, build_local_http_client
+from .flip.health import HealthCollector
+from .flip.local_services import LocalServices, Service, build_local_http_client
 from .handlers import default_registry
 from .hub_client import HubClient, build_http_client
 from .settings import Settings
@@ -45,7 +46,13 @@ class _HubClientClosingFlipClients(HubClient):
 
 
 def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
-    """Create an agent with the diagnostic and FLIP handlers; payloads are decrypted when AES_KEY_BASE64 is set."""
+    """Create an agent with the diagnostic and FLIP handlers, payload decryption and health snapshots.
+
+    Payloads are decrypted when AES_KEY_BASE64 is set. The health snapshot is
+    collected only when TRUST_INTERNAL_SERVICE_KEY is set, because every FLIP
+    trust with local services needs that key. Without it, nothing probes the
+    default service hosts.
+    """
     registry = default_registry()
     local_http = build_local_http_client()
     hub_http = build_http_client(settings)
@@ -60,8 +67,15 @@ def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
         decoder = payload_decoder({SHARED_KID: key})
         fingerprint = key_fingerprint(key)
 
-    if settings.trust_internal_service_key is None:
-        log.info("TRUST_INTERNAL_SERVICE_KEY is not set: FLIP task types fail")
+    health = None
+    if settings.trust_internal_service_key is not None:
+        health = HealthCollector(
+            local_http,
+            {name.value: services.base_url(name) for name in Service},
+            interval_seconds=settings.health_collect_interval_seconds,
+        )
+    else:
+        log.info("TRUST_INTERNAL_SERVICE_KEY is not set: FLIP task types fail and no health snapshot is sent")
 
     return Agent(
         settings,
@@ -69,5 +83,6 @@ def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
         bus=bus,
         client=_HubClientClosingFlipClients(settings, [local_http, hub_http]),
         payload_decoder=decoder,
+        health=health,
         local_key_fingerprint=fingerprint,
     )
