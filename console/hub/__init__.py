@@ -6,7 +6,7 @@ Nothing here imports Textual or the agent.
 
 from console.hub.app import DEFAULT_API_KEY_HEADER, HUB_VERSION, create_app
 from console.hub.faults import FaultInjector, MalformedKind
-from console.hub.generator import TaskGenerator
+from console.hub.generator import TaskDraw, TaskGenerator, draw_diagnostic_task
 from console.hub.models import Endpoint, Task, TaskStatus, TrustIdentity
 from console.hub.ratelimit import RateLimiter, RateLimits
 from console.hub.records import CohortRecord, HeartbeatRecord, RecordLog, RequestRecord, ResultRecord
@@ -34,9 +34,11 @@ __all__ = [
     "ResultRecord",
     "StaleRecovery",
     "Task",
+    "TaskDraw",
     "TaskGenerator",
     "TaskStatus",
     "TrustIdentity",
     "create_app",
+    "draw_diagnostic_task",
     "run_hub",
 ]

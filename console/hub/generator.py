@@ -1,4 +1,8 @@
-"""A steady stream of diagnostic tasks for the demo: echo, sleep, fail and the odd unknown type."""
+"""A steady stream of demo tasks: by default echo, sleep, fail and the odd unknown type.
+
+A caller may pass its own `draw` function to generate other task types, such
+as FLIP's, and reuse `draw_diagnostic_task` for part of its mix.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import logging
 import random
 import threading
+from collections.abc import Callable
 
 from console.hub.store import HubStore
 
@@ -28,8 +33,38 @@ FAILURE_MESSAGES = (
 )
 
 
+TaskDraw = Callable[[random.Random, int], tuple[str, str]]
+"""Draws one task from the random generator and the task's sequence number: (task type, payload JSON text)."""
+
+
+def draw_diagnostic_task(generator: random.Random, sequence: int) -> tuple[str, str]:
+    """Draw a diagnostic task: mostly echo, then sleep (some long), fail, and unknown types."""
+    draw = generator.random()
+
+    if draw < ECHO_SHARE:
+        word = generator.choice(ECHO_WORDS)
+        return "echo", json.dumps({"message": word, "sequence": sequence})
+    draw -= ECHO_SHARE
+
+    if draw < SLEEP_SHARE:
+        if generator.random() < LONG_SLEEP_SHARE:
+            seconds: float = generator.randint(20, 60)
+        else:
+            seconds = round(generator.uniform(0.2, 3.0), 1)
+        return "sleep", json.dumps({"seconds": seconds})
+    draw -= SLEEP_SHARE
+
+    if draw < FAIL_SHARE:
+        return "fail", json.dumps({"message": generator.choice(FAILURE_MESSAGES)})
+
+    return generator.choice(UNKNOWN_TASK_TYPES), json.dumps({"sequence": sequence})
+
+
 class TaskGenerator:
-    """Enqueue one random diagnostic task about every `interval_seconds`, in a thread or an asyncio task."""
+    """Enqueue one random task about every `interval_seconds`, in a thread or an asyncio task.
+
+    `draw` picks each task; the default draws diagnostic tasks.
+    """
 
     def __init__(
         self,
@@ -38,6 +73,7 @@ class TaskGenerator:
         trust_id: str | None = None,
         interval_seconds: float = 2.0,
         seed: int | None = None,
+        draw: TaskDraw = draw_diagnostic_task,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError(f"interval_seconds must be positive, got {interval_seconds}")
@@ -45,6 +81,7 @@ class TaskGenerator:
         self.trust_id = trust_id
         self.interval_seconds = interval_seconds
         self._random = random.Random(seed)
+        self._draw = draw
         self._sequence = 0
         self._failed_enqueues = 0
         self._stopped = threading.Event()
@@ -54,25 +91,7 @@ class TaskGenerator:
     def next_task(self) -> tuple[str, str]:
         """Draw the next task type and its JSON payload text."""
         self._sequence += 1
-        draw = self._random.random()
-
-        if draw < ECHO_SHARE:
-            word = self._random.choice(ECHO_WORDS)
-            return "echo", json.dumps({"message": word, "sequence": self._sequence})
-        draw -= ECHO_SHARE
-
-        if draw < SLEEP_SHARE:
-            if self._random.random() < LONG_SLEEP_SHARE:
-                seconds: float = self._random.randint(20, 60)
-            else:
-                seconds = round(self._random.uniform(0.2, 3.0), 1)
-            return "sleep", json.dumps({"seconds": seconds})
-        draw -= SLEEP_SHARE
-
-        if draw < FAIL_SHARE:
-            return "fail", json.dumps({"message": self._random.choice(FAILURE_MESSAGES)})
-
-        return self._random.choice(UNKNOWN_TASK_TYPES), json.dumps({"sequence": self._sequence})
+        return self._draw(self._random, self._sequence)
 
     def enqueue_next(self) -> str:
         """Enqueue one drawn task and return its id."""
