@@ -17,11 +17,11 @@ from typing import Any
 from . import __version__
 from .ledger import LedgerError
 from .records import TaskState
-from .settings import Settings, SettingsError, env_name, load_settings, load_state_settings
+from .settings import Settings, SettingsError, env_name, load_settings, load_state_settings, secret_fields
 
 EXIT_USAGE = 2
 
-SECRET_FIELDS = {"trust_api_key", "aes_key_base64", "trust_internal_service_key"}
+SECRET_FIELDS = secret_fields()
 """Settings never taken as flags, because a flag shows in the process list."""
 
 
@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("task_id", help="The failed task to run again.")
 
-    for command in (tasks, retry, rerun):
+    attach = commands.add_parser(
+        "attach", help="Open the console on an agent already running headless on the same STATE_DIR."
+    )
+
+    for command in (tasks, retry, rerun, attach):
         command.add_argument(
             "--state-dir", type=Path, default=argparse.SUPPRESS, help="The agent's STATE_DIR (default: state)."
         )
@@ -139,14 +143,17 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         return 0
 
-    if args.command in ("tasks", "retry", "rerun"):
-        from .ledger_commands import run_ledger_command
-
+    if args.command in ("tasks", "retry", "rerun", "attach"):
         try:
             state = load_state_settings({"state_dir": getattr(args, "state_dir", None)}, env_file=args.env_file)
         except SettingsError as error:
             print(f"trust-console: {error}", file=sys.stderr)
             return EXIT_USAGE
+        if args.command == "attach":
+            return run_attached_console(state.state_dir)
+
+        from .ledger_commands import run_ledger_command
+
         return run_ledger_command(args, state.state_dir)
 
     try:
@@ -184,6 +191,26 @@ def run_agent_console(settings: Settings) -> int:
     agent = build_agent(settings)
     TrustConsoleApp(agent).run()
     return agent.exit_code
+
+
+
+def run_attached_console(state_dir: Path) -> int:
+    from .attach import AttachedAgent, NoAgentRunning
+
+    try:
+        agent = AttachedAgent(state_dir)
+    except NoAgentRunning as error:
+        print(f"trust-console: {error}", file=sys.stderr)
+        return 1
+    if agent.settings is None:
+        agent.ledger.close()
+        print(f"trust-console: the agent on {state_dir} has not reported its status yet; try again in a second", file=sys.stderr)
+        return 1
+
+    from .tui import TrustConsoleApp
+
+    TrustConsoleApp(agent).run()  # type: ignore[arg-type]
+    return 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .events import (
     TaskSkipped,
     TaskEvent,
     TaskStarted,
+    TaskUpdated,
 )
 
 log = logging.getLogger("console.events")
@@ -67,7 +68,7 @@ def describe_event(event: AgentEvent) -> tuple[int, str] | None:
             )
         case TaskSkipped(task_id=task_id, task_type=task_type, reason=reason):
             return logging.INFO, f"task {task_id} ({task_type}) handed out again: {reason}"
-        case HeartbeatOk():
+        case HeartbeatOk() | TaskUpdated():
             return None
         case HeartbeatFailed(error=error, retry_in_seconds=wait):
             return logging.WARNING, f"heartbeat failed: {error}{_retry_text(wait)}"

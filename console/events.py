@@ -94,6 +94,11 @@ class ReportStuck(TaskEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskUpdated(TaskEvent):
+    """A task's record changed in the ledger, as an attached console sees it from another process."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskSkipped(TaskEvent):
     """A task from the hub was not run, for the reason given (for example a duplicate)."""
 

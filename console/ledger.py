@@ -10,6 +10,7 @@ to leave operator requests that the running agent picks up.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -52,6 +53,21 @@ CREATE TABLE IF NOT EXISTS report_attempts (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_task ON report_attempts (task_id);
+CREATE TABLE IF NOT EXISTS task_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS task_inserted AFTER INSERT ON tasks
+    BEGIN INSERT INTO task_changes (task_id) VALUES (NEW.task_id); END;
+CREATE TRIGGER IF NOT EXISTS task_updated AFTER UPDATE ON tasks
+    BEGIN INSERT INTO task_changes (task_id) VALUES (NEW.task_id); END;
+CREATE TRIGGER IF NOT EXISTS attempt_inserted AFTER INSERT ON report_attempts
+    BEGIN INSERT INTO task_changes (task_id) VALUES (NEW.task_id); END;
+CREATE TABLE IF NOT EXISTS agent_status (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS operator_requests (
     id INTEGER PRIMARY KEY,
     action TEXT NOT NULL,
@@ -62,6 +78,9 @@ CREATE TABLE IF NOT EXISTS operator_requests (
     outcome TEXT
 );
 """
+
+CHANGES_KEPT = 20_000
+"""Change entries kept for attached consoles; older ones are pruned by the agent."""
 
 ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
 
@@ -298,6 +317,37 @@ class Ledger:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+    # Changes and status, for a console attached from another process.
+
+    def last_change(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM task_changes").fetchone()
+        return int(row[0])
+
+    def changes_since(self, seq: int) -> tuple[int, set[str]]:
+        """Return the newest change number and the ids of tasks changed after `seq`."""
+        rows = self._db.execute("SELECT seq, task_id FROM task_changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+        if not rows:
+            return seq, set()
+        return int(rows[-1][0]), {str(task_id) for _, task_id in rows}
+
+    def prune_changes(self, keep: int = CHANGES_KEPT) -> None:
+        """Forget all but the newest `keep` change entries; an attached console then reloads."""
+        self._write("DELETE FROM task_changes WHERE seq <= (SELECT MAX(seq) FROM task_changes) - ?", (keep,))
+
+    def write_status(self, status: dict[str, object]) -> None:
+        """Store the running agent's status (identity, connectivity, pause, heartbeat) for attached consoles."""
+        self._write(
+            "INSERT INTO agent_status (id, status, updated_at) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            (json.dumps(status), _text(datetime.now(timezone.utc))),
+        )
+
+    def read_status(self) -> tuple[dict[str, object], datetime] | None:
+        row = self._db.execute("SELECT status, updated_at FROM agent_status WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        return json.loads(row[0]), datetime.fromisoformat(row[1])
 
     # Operator requests from the command line or another console.
 

@@ -11,7 +11,7 @@ import base64
 import binascii
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -214,6 +214,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def secret_fields() -> set[str]:
+    """Names of the settings that hold secrets, which never leave the process."""
+    return {
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    }
+
+
+def public_settings(settings: Settings) -> dict[str, Any]:
+    """Return every setting but the secrets, as JSON-ready values."""
+    return settings.model_dump(mode="json", exclude=secret_fields())
 
 
 def env_name(field_name: str) -> str:
