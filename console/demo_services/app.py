@@ -273,7 +273,7 @@ class DemoServicesApi:
         if not isinstance(body, dict) or not isinstance(body.get("email"), str) or not isinstance(body.get("enabled"), bool):
             return _error(422, "body must have an email string and an enabled boolean")
         if not self.imaging.set_user_enabled(body["email"], body["enabled"]):
-            return _error(404, "User not found")
+            return _error(404, f"User {body['email']} not found")
         return JSONResponse({"email": body["email"], "enabled": body["enabled"]})
 
 

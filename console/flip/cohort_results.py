@@ -26,6 +26,7 @@ from ..settings import Settings
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
+MAX_DETAIL_CHARS = 300
 MAX_RETRY_AFTER_SECONDS = 30.0
 """Longest Retry-After honoured before giving up, so a cohort task does not hang on the hub."""
 
@@ -143,11 +144,18 @@ class CohortResultsPoster:
 
 
 def _detail(response: httpx.Response) -> str:
+    """Return the hub's `detail` for a message; a 422 list keeps each field and message but not the input."""
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
         return ""
-    if detail is None:
+    if isinstance(detail, list):
+        problems = [
+            f"{'.'.join(str(part) for part in problem.get('loc', []))}: {problem.get('msg')}"
+            for problem in detail
+            if isinstance(problem, dict)
+        ]
+        detail = "; ".join(problems)
+    if not isinstance(detail, str) or not detail:
         return ""
-    text = detail if isinstance(detail, str) else str(detail)
-    return f": {text[:300]}"
+    return f": {detail[:MAX_DETAIL_CHARS]}"

@@ -139,6 +139,7 @@ class FlipHandlers:
             "DELETE",
             f"/projects/{request.imaging_project_id}",
             route="DELETE /projects/{imaging_project_id}",
+            path_values=(str(request.imaging_project_id),),
         )
         return None
 
@@ -152,6 +153,7 @@ class FlipHandlers:
             f"/retrieval/import_status_count/{_segment(request.imaging_project_id)}",
             route=route,
             params={"encoded_query": request.encoded_query},
+            path_values=(request.imaging_project_id,),
         )
         return reply.json(Service.IMAGING_API, route)
 
@@ -163,6 +165,7 @@ class FlipHandlers:
             f"/retrieval/reimport_imaging_project_studies/{_segment(request.imaging_project_id)}",
             route="PUT /retrieval/reimport_imaging_project_studies/{imaging_project_id}",
             params={"encoded_query": request.encoded_query},
+            path_values=(request.imaging_project_id,),
         )
         return None
 

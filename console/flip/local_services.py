@@ -26,6 +26,11 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 MAX_DETAIL_CHARS = 300
 """Characters of a service's error detail kept in a task's error message."""
 
+MIN_MASKED_CHARS = 4
+"""Shortest request value masked in an error detail; shorter ones would mask ordinary words."""
+
+MASK = "<masked>"
+
 
 class Service(enum.StrEnum):
     DATA_ACCESS_API = "data-access-api"
@@ -82,12 +87,15 @@ class LocalServices:
         json_body: Any = None,
         params: dict[str, str] | None = None,
         timeout_seconds: float | None = None,
+        path_values: tuple[str, ...] = (),
     ) -> LocalReply:
         """Send one request and return a 2xx reply; raise TaskFailure for anything else.
 
-        `path` is already percent-encoded. `route` names the endpoint in messages
-        and logs without the payload's values, for example
-        `DELETE /projects/{imaging_project_id}`.
+        `path` is already percent-encoded, and `path_values` are the payload
+        values in it. `route` names the endpoint in messages and logs without
+        the payload's values, for example `DELETE /projects/{imaging_project_id}`.
+        The error detail of a failed request is kept with every value the
+        request carried masked, because the task's error message is logged.
         """
         if self._headers is None:
             raise TaskFailure(
@@ -114,7 +122,7 @@ class LocalServices:
 
         status = response.status_code
         if not 200 <= status < 300:
-            detail = _detail(content)
+            detail = _detail(content, [*path_values, *(params or {}).values(), *_strings(json_body)])
             raise TaskFailure(f"{service} returned {status} for {route}" + (f": {detail}" if detail else ""), status)
         return LocalReply(status, content)
 
@@ -130,8 +138,23 @@ async def _read_capped(service: Service, route: str, response: httpx.Response) -
     return b"".join(chunks)
 
 
-def _detail(content: bytes) -> str | None:
-    """Return a service's error detail (FastAPI's `detail`, else the text), shortened."""
+def _strings(value: Any) -> list[str]:
+    """Return every string inside a JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _detail(content: bytes, request_values: list[str]) -> str | None:
+    """Return a service's error detail (FastAPI's `detail`, else the text), masked and shortened.
+
+    NOTE: only whole request values are masked, so a detail that quotes part of
+    a value, such as a fragment of a query, still shows that part.
+    """
     text = content.decode("utf-8", errors="replace").strip()
     try:
         body = json.loads(content)
@@ -139,7 +162,10 @@ def _detail(content: bytes) -> str | None:
         body = None
     detail = body.get("detail") if isinstance(body, dict) else None
     if detail is not None:
-        text = detail if isinstance(detail, str) else json.dumps(detail)
+        text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
+    for value in sorted(request_values, key=len, reverse=True):
+        if len(value) >= MIN_MASKED_CHARS:
+            text = text.replace(value, MASK)
     if not text:
         return None
     return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "..."

@@ -17,6 +17,7 @@ from support import FINISHED, running, wait_until
 from console import assembly
 from console.assembly import build_agent
 from console.demo_services import DATA_ACCESS_API, IMAGING_API, DemoTrustServices
+from console.event_log import log_event
 from console.hub import EmbeddedHub, Task, TaskStatus
 from console.settings import Settings
 
@@ -28,10 +29,14 @@ def encoded(query: str) -> str:
     return base64.urlsafe_b64encode(query.encode()).decode().rstrip("=")
 
 
-async def run_tasks(settings: Settings, hub: EmbeddedHub, tasks: list[tuple[str, Any]]) -> list[Task]:
+async def run_tasks(
+    settings: Settings, hub: EmbeddedHub, tasks: list[tuple[str, Any]], log_events: bool = False
+) -> list[Task]:
     """Enqueue tasks as plain JSON, run an agent until the hub has every result, and return the tasks."""
     ids = [hub.store.enqueue(task_type, payload).id for task_type, payload in tasks]
     agent = build_agent(settings)
+    if log_events:
+        agent.bus.subscribe(log_event)
     async with running(agent):
         await wait_until(lambda: all(hub.store.task(task_id).status in FINISHED for task_id in ids))
     return [hub.store.task(task_id) for task_id in ids]
@@ -242,8 +247,39 @@ async def test_local_404_keeps_status_code(
 
     error = error_of(task)
     assert error["status_code"] == 404
-    assert error["error"].startswith("imaging-api returned 404 for DELETE /projects/{imaging_project_id}")
-    assert f"Project {missing} not found" in error["error"]
+    assert error["error"] == "imaging-api returned 404 for DELETE /projects/{imaging_project_id}: Project <masked> not found"
+
+
+async def test_error_detail_masks_payload_values(
+    flip_hub: EmbeddedHub,
+    trust_services: DemoTrustServices,
+    make_flip_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    missing_project = {"imaging_project_id": "p-secret-17", "encoded_query": encoded(QUERY)}
+    missing_user = {"email": "gone.person@example.org", "enabled": True}
+
+    status, user = await run_tasks(
+        make_flip_settings(),
+        flip_hub,
+        [("get_imaging_status", missing_project), ("update_user_profile", missing_user)],
+        log_events=True,
+    )
+
+    assert error_of(status) == {
+        "error": "imaging-api returned 404 for GET /retrieval/import_status_count/{imaging_project_id}:"
+        " Project <masked> not found",
+        "status_code": 404,
+    }
+    assert error_of(user) == {
+        "error": "imaging-api returned 404 for PUT /users: User <masked> not found",
+        "status_code": 404,
+    }
+    # httpx logs request URLs at INFO, and the hosts keep its logger at WARNING; this checks trust-console's own.
+    own_lines = [record.getMessage() for record in caplog.records if record.name.startswith("console")]
+    assert any("imaging-api returned 404" in line for line in own_lines)
+    assert not any("p-secret-17" in line or "gone.person" in line for line in own_lines)
 
 
 async def test_unreachable_service_has_no_status_code(
@@ -369,3 +405,31 @@ async def test_clients_closed_with_agent(
     assert task.status is TaskStatus.COMPLETED
     assert len(created) == 2
     assert all(client.is_closed for client in created)
+
+
+async def test_cohort_results_retried_when_hub_busy(
+    flip_hub: EmbeddedHub, make_flip_settings: Callable[..., Settings]
+) -> None:
+    flip_hub.faults.fail_next("cohort", 503, retry_after=0)
+
+    [task] = await run_tasks(make_flip_settings(), flip_hub, [("cohort_query", cohort_payload(flip_hub.trust.trust_id))])
+
+    assert (task.status, task.result) == (TaskStatus.COMPLETED, None)
+    assert [record.status for record in flip_hub.store.records.cohort_results()] == [503, 200]
+
+
+async def test_cohort_results_rejected_fails_task(
+    flip_hub: EmbeddedHub, make_flip_settings: Callable[..., Settings]
+) -> None:
+    rejection = {"detail": [{"loc": ["body", "data"], "msg": "Input should be a valid list", "input": "q-secret"}]}
+    flip_hub.faults.fail_next("cohort", 422, body=rejection)
+
+    [task] = await run_tasks(make_flip_settings(), flip_hub, [("cohort_query", cohort_payload(flip_hub.trust.trust_id))])
+
+    error = error_of(task)
+    assert error == {
+        "error": "Cohort results could not be sent to the hub: the hub returned 422: body.data: Input should be a valid list"
+    }
+    posted = flip_hub.store.records.cohort_results()
+    assert [record.status for record in posted] == [422, 200]
+    assert posted[1].body["error"] == error["error"]
