@@ -1,0 +1,393 @@
+"""The trust agent: heartbeat, poll, run handlers and report, each on its own schedule.
+
+Three loops share one hub client. The heartbeat loop never waits for task
+work, the poll loop claims tasks only while a handler slot is free, handlers
+run concurrently up to MAX_CONCURRENT_TASKS, and the report loop delivers each
+result with retries of its own so one slow delivery holds up no other.
+The console and the headless runner host the same Agent and watch its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any, Protocol
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from ..events import (
+    AgentEvent,
+    AgentStopped,
+    Connectivity,
+    ConnectivityChanged,
+    DrainStarted,
+    EventBus,
+    Paused,
+    Resumed,
+    utc_now,
+)
+from ..handlers import (
+    HandlerOutcome,
+    HandlerRegistry,
+    PayloadDecoder,
+    default_registry,
+)
+from ..hub_client import (
+    HubClient,
+    HubError,
+    Identity,
+    ResultRejected,
+)
+from ..ledger import AgentLock, Ledger, LedgerError, prepare_state_dir
+from ..records import TaskRecord, TaskState
+from ..retrying import sleep_unless_woken, wait_for_hub
+from ..settings import Settings
+from .control import ControlMixin
+from .exits import EXIT_OK
+from .heartbeat import HeartbeatMixin
+from .polling import PollingMixin
+from .reporting import ReportingMixin
+
+log = logging.getLogger("console.agent")
+
+MAX_HANDLER_RUNS = 2
+"""Handler starts allowed per task across agent restarts, so a task that crashes the agent cannot loop."""
+
+RECENT_RECORDS = 500
+"""Delivered tasks loaded from the ledger at start, for the console; older ones stay on disk only."""
+
+class HealthSource(Protocol):
+    """Where heartbeats get their health snapshot from."""
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """Return the latest snapshot if it is fresh, else None so the heartbeat goes without a body."""
+
+    async def run(self) -> None:
+        """Collect snapshots until cancelled."""
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, HubError) and not isinstance(error, ResultRejected)
+
+
+class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
+    """One trust's agent; create it, then run `run()` or host its loops as workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: HandlerRegistry | None = None,
+        bus: EventBus | None = None,
+        client: HubClient | None = None,
+        payload_decoder: PayloadDecoder | None = None,
+        health: HealthSource | None = None,
+        local_key_fingerprint: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        self.bus = bus or EventBus()
+        self.payload_decoder = payload_decoder
+        self.health = health
+        self.local_key_fingerprint = local_key_fingerprint
+        self.hub_key_fingerprint: str | None = None
+        self._fingerprint_warned = False
+
+        # One agent per STATE_DIR: take the lock before touching the ledger.
+        self._lock = AgentLock(prepare_state_dir(settings.state_dir))
+        self._lock.acquire()
+        try:
+            self.ledger = Ledger(settings.state_dir)
+        except LedgerError:
+            self._lock.release()
+            raise
+        self.client = client or HubClient(settings)
+
+        self.tasks: dict[str, TaskRecord] = {}
+        self.identity: Identity | None = None
+        self.hub_version: str | None = None
+        self.connectivity = Connectivity.CONNECTING
+        self.paused = False
+        self.last_heartbeat_at: datetime | None = None
+        self.last_round_trip_seconds: float | None = None
+        self.next_poll_at: datetime | None = None
+        self.stop_reason: str | None = None
+        self.exit_code = EXIT_OK
+
+        self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._claiming = True
+        self._polling = False
+        self._heartbeat_failures = 0
+        self._poll_failing = False
+        self._identity_ready = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._wake_poll = asyncio.Event()
+        self._wake_heartbeat = asyncio.Event()
+        self._wake_control = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._handler_tasks: dict[str, asyncio.Task[None]] = {}
+        self._deliveries: dict[str, asyncio.Task[None]] = {}
+        self._retry_now: dict[str, asyncio.Event] = {}
+        self._rebuild_client = False
+        self._closed = False
+        self.running_loops: set[str] = set()
+        """Names of the loops running now; a loop missing here while the agent runs has died."""
+        self._resume_plan = self._load_ledger()
+
+    # Operator actions.
+
+    def pause(self) -> None:
+        """Stop claiming new tasks; heartbeats, running handlers and reports go on."""
+        if not self.paused:
+            self.paused = True
+            self._publish(Paused())
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._publish(Resumed())
+            self._wake_poll.set()
+
+    def poll_now(self) -> None:
+        self._wake_poll.set()
+
+    def heartbeat_now(self) -> None:
+        self._wake_heartbeat.set()
+
+
+    @property
+    def in_flight(self) -> int:
+        """Tasks received but not yet reported or rejected."""
+        return sum(
+            1
+            for record in self.tasks.values()
+            if record.state in (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
+        )
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    @property
+    def claiming(self) -> bool:
+        """False once a drain or stop has begun."""
+        return self._claiming
+
+    def oldest_undelivered_seconds(self) -> float | None:
+        """Age of the oldest finished result the hub has not accepted yet, or None."""
+        finished = [
+            record.finished_at
+            for record in self.tasks.values()
+            if record.state is TaskState.AWAITING_REPORT and record.finished_at is not None
+        ]
+        if not finished:
+            return None
+        return (utc_now() - min(finished)).total_seconds()
+
+    # Running.
+
+    def loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """Name every loop the agent needs; a host runs each one as a worker or task until the agent stops."""
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "heartbeat": self.heartbeat_loop,
+            "poll": self.poll_loop,
+            "report": self.report_loop,
+            "control": self.control_loop,
+        }
+        if self.health is not None:
+            loops["health"] = self.health_loop
+        return loops
+
+    async def run(self) -> int:
+        """Run every loop until the agent stops; return the exit code."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name, loop in self.loops().items():
+                    group.create_task(loop(), name=f"agent-{name}")
+        finally:
+            await self.close()
+        return self.exit_code
+
+    async def health_loop(self) -> None:
+        """Run the health source's collector while the agent runs."""
+        await self._guard("health", self._collect_health)
+
+    async def _collect_health(self) -> None:
+        if self.health is None:
+            return
+        collector = asyncio.create_task(self.health.run(), name="health-collector")
+        try:
+            await self._stopped.wait()
+        finally:
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel whatever still runs, close the hub client and release STATE_DIR.
+
+        Finished results stay in the ledger and are delivered at the next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._stopped.set()
+        pending = [*self._handler_tasks.values(), *self._deliveries.values()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.client.aclose()
+        self.ledger.close()
+        self._lock.release()
+
+    async def drain(self, timeout_seconds: float | None = None) -> bool:
+        """Stop claiming, let in-flight tasks finish and report, then stop; True if all were delivered.
+
+        A poll already in flight completes and its tasks run too. Heartbeats go
+        on until the drain ends.
+        """
+        timeout = self.settings.drain_timeout_seconds if timeout_seconds is None else timeout_seconds
+        self._claiming = False
+        self._wake_poll.set()
+        self._publish(DrainStarted(in_flight=self.in_flight, timeout_seconds=timeout))
+
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_until(self._is_idle)
+            drained = True
+        except TimeoutError:
+            drained = False
+            log.warning("drain timed out after %g s with %d task(s) undelivered", timeout, self.in_flight)
+
+        self.stop("drained" if drained else "drain timed out")
+        return drained
+
+    def stop(self, reason: str, exit_code: int | None = None) -> None:
+        """Stop every loop now; running handlers and deliveries are cancelled by `close()`."""
+        if self._stopped.is_set():
+            return
+        self.stop_reason = reason
+        if exit_code is not None:
+            self.exit_code = exit_code
+        self._claiming = False
+        self._stopped.set()
+        for wake in (self._wake_poll, self._wake_heartbeat, self._wake_control, *self._retry_now.values()):
+            wake.set()
+        self._outbox.put_nowait(None)
+        self._set_connectivity(Connectivity.STOPPED, reason)
+        self._publish(AgentStopped(reason=reason))
+
+    def _persist(self, write: Callable[..., None], *arguments: object) -> None:
+        """Write to the ledger; on failure log it and go on, since the record is still in memory."""
+        try:
+            write(*arguments)
+        except LedgerError as error:
+            task_ids = [
+                argument.task_id if isinstance(argument, TaskRecord) else argument
+                for argument in arguments
+                if isinstance(argument, (TaskRecord, str))
+            ]
+            log.error("ledger write failed for task %s: %s", task_ids[0] if task_ids else "-", error)
+
+    def _load_ledger(self) -> list[tuple[TaskRecord, str | None, int]]:
+        """Load recent and unfinished tasks from the ledger; return the unfinished ones to resume."""
+        active = self.ledger.active()
+        active_ids = {record.task_id for record, _, _ in active}
+        for record in reversed(self.ledger.records(limit=RECENT_RECORDS)):
+            if record.task_id not in active_ids:
+                self.tasks[record.task_id] = record
+        for record, _, _ in active:
+            self.tasks[record.task_id] = record
+        if active:
+            log.info("ledger has %d unfinished task(s) from an earlier run; resuming them", len(active))
+        return active
+
+    def _resume(self) -> None:
+        """Deliver stored results, and run again tasks whose handler an earlier stop interrupted."""
+        plan, self._resume_plan = self._resume_plan, []
+        for record, payload, runs in plan:
+            if record.state is TaskState.AWAITING_REPORT:
+                self._outbox.put_nowait(record.task_id)
+            elif payload is None or runs >= MAX_HANDLER_RUNS:
+                outcome = HandlerOutcome.failed(
+                    f"Handler interrupted by agent stops {runs} time(s); not run again"
+                )
+                self._finish(record, outcome)
+            else:
+                if runs:
+                    log.warning("task %s (%s) was interrupted by a stop; running it again", record.task_id, record.task_type)
+                record.state = TaskState.QUEUED
+                self._spawn_handler(record, payload)
+
+    def _is_idle(self) -> bool:
+        return not self._polling and self.in_flight == 0
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _publish(self, event: AgentEvent) -> None:
+        self._changed.set()
+        self.bus.publish(event)
+
+    def _hub_reachable(self) -> bool:
+        return self.connectivity not in (Connectivity.OFFLINE, Connectivity.AUTH_FAILED)
+
+    def _set_connectivity(self, state: Connectivity, reason: str) -> None:
+        if state is self.connectivity:
+            return
+        previous, self.connectivity = self.connectivity, state
+        self._publish(ConnectivityChanged(previous=previous, current=state, reason=reason))
+
+    def _hub_retrying(
+        self,
+        wake: asyncio.Event,
+        keep_going: Callable[[], bool],
+        before_sleep: Callable[[RetryCallState], None],
+        initial_seconds: float,
+        wait_for_heartbeat: bool = True,
+    ) -> AsyncRetrying:
+        """Build the retry policy shared by the heartbeat, poll and report paths.
+
+        With `wait_for_heartbeat`, a retry also waits while the hub is offline or
+        rejects the key, so during an outage only the heartbeat probes the hub
+        instead of every loop and every undelivered result.
+        """
+
+        async def sleep(seconds: float) -> None:
+            woken = await sleep_unless_woken(seconds, wake)
+            if wait_for_heartbeat and not woken:
+                await self._wait_until(lambda: self._hub_reachable() or self._stopped.is_set() or wake.is_set())
+                wake.clear()
+
+        return AsyncRetrying(
+            retry=retry_if_exception(_is_retryable),
+            wait=wait_for_hub(
+                initial_seconds=initial_seconds,
+                max_seconds=self.settings.hub_backoff_max_seconds,
+                auth_retry_seconds=self.settings.auth_retry_seconds,
+            ),
+            stop=lambda retry_state: not keep_going(),
+            sleep=sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def _guard(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop's body again after an unexpected error, so one bug cannot stop the agent."""
+        self.running_loops.add(name)
+        try:
+            while not self._stopped.is_set():
+                try:
+                    await body()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s loop failed unexpectedly; restarting it in 1 s", name)
+                    await asyncio.sleep(1.0)
+        finally:
+            self.running_loops.discard(name)

@@ -1,0 +1,145 @@
+"""The report loop: each result delivered with retries of its own until the hub has it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tenacity import RetryCallState
+
+from ..events import (
+    ReportFailed,
+    ReportStuck,
+    TaskReported,
+    utc_now,
+)
+from ..hub_client import (
+    HubError,
+    ResultRejected,
+)
+from ..records import ReportAttempt, TaskRecord, TaskState
+
+log = logging.getLogger("console.agent")
+
+
+class ReportingMixin:
+    """Mixed into Agent: delivers results, and lets an operator retry a failed report now."""
+
+    def can_retry_report(self, task_id: str) -> bool:
+        """Check whether the task's result is waiting for its next report attempt."""
+        record = self.tasks.get(task_id)
+        return (
+            record is not None
+            and record.state is TaskState.AWAITING_REPORT
+            and bool(record.report_attempts)
+            and task_id in self._retry_now
+        )
+
+    def retry_report(self, task_id: str) -> bool:
+        """Send a failed report again now instead of after its backoff; False if not applicable."""
+        if not self.can_retry_report(task_id):
+            return False
+        log.info("report retry requested by operator for task %s", task_id)
+        self._retry_now[task_id].set()
+        self._changed.set()
+        return True
+
+    def stuck_task_ids(self) -> list[str]:
+        return [task_id for task_id, record in self.tasks.items() if record.stuck and record.state is TaskState.AWAITING_REPORT]
+
+    def retry_all_stuck(self) -> int:
+        """Retry every stuck report now; return how many were woken."""
+        return sum(self.retry_report(task_id) for task_id in self.stuck_task_ids())
+
+    async def report_loop(self) -> None:
+        await self._guard("report", self._report_forever)
+
+    async def _report_forever(self) -> None:
+        self._resume()
+        while not self._stopped.is_set():
+            task_id = await self._outbox.get()
+            if task_id is None or task_id in self._deliveries:
+                continue
+            self._deliveries[task_id] = asyncio.create_task(self._deliver(task_id), name=f"report-{task_id}")
+
+    async def _deliver(self, task_id: str) -> None:
+        record = self.tasks[task_id]
+        retry_now = self._retry_now.setdefault(task_id, asyncio.Event())
+
+        def before_sleep(retry_state: RetryCallState) -> None:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            wait = retry_state.next_action.sleep if retry_state.next_action else None
+            assert isinstance(error, HubError)
+            self._check_stuck(record)
+            self._publish(
+                ReportFailed(
+                    task_id=task_id,
+                    task_type=record.task_type,
+                    attempt=retry_state.attempt_number,
+                    error=str(error),
+                    status_code=error.status_code,
+                    retry_in_seconds=wait,
+                )
+            )
+
+        try:
+            async for attempt in self._hub_retrying(
+                retry_now,
+                keep_going=lambda: not self._stopped.is_set(),
+                before_sleep=before_sleep,
+                initial_seconds=1.0,
+            ):
+                with attempt:
+                    try:
+                        accepted = await self.client.send_result(task_id, bool(record.success), record.result)
+                    except HubError as error:
+                        self._add_attempt(record, ReportAttempt(utc_now(), error.status_code, str(error)))
+                        raise
+        except ResultRejected as error:
+            record.state = TaskState.REJECTED
+            record.rejection = f"{error.status_code}: {error}"
+            if error.status_code == 409 and any(attempt.status_code is None for attempt in record.report_attempts):
+                # An earlier attempt got no reply, so the hub may well have recorded that one.
+                record.rejection += " (an earlier attempt got no reply and may have been recorded)"
+            self._persist(self.ledger.record_rejected, record)
+            self._publish(
+                ReportFailed(
+                    task_id=task_id,
+                    task_type=record.task_type,
+                    attempt=len(record.report_attempts),
+                    error=str(error),
+                    status_code=error.status_code,
+                    final=True,
+                )
+            )
+            return
+        except HubError:
+            return  # Stopping; the result stays undelivered.
+        finally:
+            self._deliveries.pop(task_id, None)
+            self._retry_now.pop(task_id, None)
+            self._changed.set()
+
+        delivered_at = utc_now()
+        self._add_attempt(record, ReportAttempt(delivered_at, accepted.status_code, None))
+        record.state = TaskState.DONE
+        record.stuck = False
+        self._persist(self.ledger.record_delivered, record, delivered_at)
+        attempts = len(record.report_attempts)
+        self._publish(
+            TaskReported(task_id=task_id, task_type=record.task_type, attempts=attempts, status_code=accepted.status_code)
+        )
+
+    def _add_attempt(self, record: TaskRecord, attempt: ReportAttempt) -> None:
+        record.report_attempts.append(attempt)
+        self._persist(self.ledger.record_attempt, record.task_id, attempt)
+
+    def _check_stuck(self, record: TaskRecord) -> None:
+        if record.stuck or record.finished_at is None:
+            return
+        undelivered = (utc_now() - record.finished_at).total_seconds()
+        if undelivered < self.settings.report_stuck_after_seconds:
+            return
+        record.stuck = True
+        self._persist(self.ledger.record_state, record)
+        self._publish(ReportStuck(task_id=record.task_id, task_type=record.task_type, undelivered_seconds=undelivered))
