@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import httpx
-
 from .agent import Agent
 from .events import EventBus
 from .flip.cohort_results import CohortResultsPoster
@@ -18,31 +16,10 @@ from .flip.handlers import FlipHandlers
 from .flip.health import HealthCollector
 from .flip.local_services import LocalServices, Service, build_local_http_client
 from .handlers import default_registry
-from .hub_client import HubClient, build_http_client
+from .hub_client import build_http_client
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class _HubClientClosingFlipClients(HubClient):
-    """The agent's hub client, which also closes the FLIP clients when the agent closes it.
-
-    Agent.close() closes its hub client only after every handler has stopped,
-    so no FLIP request can be cut off by the close.
-    """
-
-    # NOTE: this replaces a hook on Agent for closing extra resources. It relies on Agent.close()
-    # calling client.aclose() once, after cancelling and awaiting the handlers.
-    def __init__(self, settings: Settings, extra_clients: list[httpx.AsyncClient]) -> None:
-        super().__init__(settings)
-        self._extra_clients = extra_clients
-
-    async def aclose(self) -> None:
-        try:
-            await super().aclose()
-        finally:
-            for client in self._extra_clients:
-                await client.aclose()
 
 
 def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
@@ -81,7 +58,7 @@ def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
         settings,
         registry=registry,
         bus=bus,
-        client=_HubClientClosingFlipClients(settings, [local_http, hub_http]),
+        on_close=[local_http.aclose, hub_http.aclose],
         payload_decoder=decoder,
         health=health,
         local_key_fingerprint=fingerprint,

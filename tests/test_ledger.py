@@ -27,6 +27,11 @@ def result_statuses(hub: EmbeddedHub, task_id: str) -> list[int]:
     return [record.status for record in hub.store.records.results() if record.task_id == task_id]
 
 
+def stored_attempts(agent: Agent, task_id: str) -> int:
+    stored = agent.ledger.load(task_id)
+    return 0 if stored is None else len(stored[0].report_attempts)
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "console", *args], capture_output=True, text=True, cwd=cwd, timeout=30
@@ -89,7 +94,7 @@ async def test_result_in_ledger_before_delivery_and_payload_dropped_after(
     agent = Agent(settings)
 
     async with running(agent):
-        await wait_until(lambda: len(result_statuses(embedded_hub, task_id)) >= 2)
+        await wait_until(lambda: stored_attempts(agent, task_id) >= 2)
         record, payload, runs = agent.ledger.load(task_id)
         assert record.state is TaskState.AWAITING_REPORT
         assert record.result == '{"k": "v"}'

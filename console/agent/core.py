@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -85,8 +85,10 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         payload_decoder: PayloadDecoder | None = None,
         health: HealthSource | None = None,
         local_key_fingerprint: str | None = None,
+        on_close: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.settings = settings
+        self._on_close = list(on_close)
         self.registry = registry or default_registry()
         self.bus = bus or EventBus()
         self.payload_decoder = payload_decoder
@@ -94,6 +96,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self.local_key_fingerprint = local_key_fingerprint
         self.hub_key_fingerprint: str | None = None
         self._fingerprint_warned = False
+        self._rejected_snapshot: dict[str, Any] | None = None
 
         # One agent per STATE_DIR: take the lock before touching the ledger.
         self._lock = AgentLock(prepare_state_dir(settings.state_dir))
@@ -239,6 +242,12 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.client.aclose()
+        # Resources of handlers (such as their HTTP clients) close only once no handler runs.
+        for close in self._on_close:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing a handler resource failed")
         self.ledger.close()
         self._lock.release()
 

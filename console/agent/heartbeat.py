@@ -72,6 +72,8 @@ class HeartbeatMixin:
     async def _send_heartbeat(self) -> HeartbeatReply:
         """Send one heartbeat with a fresh health snapshot, or without one if the hub rejects it."""
         snapshot = self.health.snapshot() if self.health is not None else None
+        if snapshot is not None and snapshot is self._rejected_snapshot:
+            snapshot = None  # The hub refused this one already; wait for the next collection round.
         try:
             return await self.client.heartbeat(snapshot)
         except UnexpectedStatus as error:
@@ -79,6 +81,7 @@ class HeartbeatMixin:
                 raise
             # The heartbeat must still count, so it goes again once without the snapshot.
             log.warning("hub rejected the health snapshot (%s); sending the heartbeat without it", error)
+            self._rejected_snapshot = snapshot
             return await self.client.heartbeat(None)
 
     def _note_hub_info(self, hub_version: str | None, fingerprint: str | None) -> None:
