@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Seconds between tasks the demo hub enqueues (default: 1.5).",
     )
 
-    hub = commands.add_parser("hub", help="Run the embedded hub alone on loopback, for trying an agent against it.")
+    hub = commands.add_parser(
+        "hub",
+        help="Run the embedded hub alone on loopback, for trying an agent against it.",
+        description="With AES_KEY_BASE64 set in the environment, the hub encrypts every payload with that key.",
+    )
     hub.add_argument("--port", type=int, default=8765, help="Loopback port to listen on (default: 8765; 0 picks one).")
     hub.add_argument(
         "--api-key",
@@ -137,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         from .hub import run_hub
 
         try:
-            run_hub(port=args.port, api_key=args.api_key, generate=args.generate)
+            run_hub(
+                port=args.port,
+                api_key=args.api_key,
+                generate=args.generate,
+                aes_key_base64=os.environ.get("AES_KEY_BASE64") or None,
+            )
         except OSError as error:
             print(f"trust-console: cannot listen on 127.0.0.1:{args.port} ({error.strerror}); try --port 0", file=sys.stderr)
             return EXIT_USAGE
