@@ -1,6 +1,6 @@
 """The Textual operator console; the only package of trust-console that imports Textual."""
 
 from .app import TrustConsoleApp
-from .messages import AgentEventPosted
+from .messages import AgentEventsPending
 
-__all__ = ["AgentEventPosted", "TrustConsoleApp"]
+__all__ = ["AgentEventsPending", "TrustConsoleApp"]

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker, WorkerState
 
 from console.agent import Agent
 from console.events import (
     AgentEvent,
     AgentStopped,
+    ConnectivityChanged,
     DrainStarted,
     IdentityMismatch,
     Paused,
@@ -26,23 +31,54 @@ from console.events import (
     TaskReported,
     utc_now,
 )
+from console.records import TaskRecord
 
+from .confirm_action import ConfirmActionScreen
 from .confirm_quit import ConfirmQuitScreen, QuitChoice
+from .connectivity_screen import ConnectivityScreen
+from .connectivity_stats import ConnectivityStats
+from .counters import CategoryChosen, StateCounters
 from .detail import TaskDetail
+from .detail_screen import TaskDetailScreen
 from .header import StatusHeader
+from .help_screen import HelpScreen, HelpSection
+from .history import History, read_older_page
 from .identity_mismatch import IdentityMismatchScreen
+from .keymap import keymap_from_environment
 from .log_pane import EventLog
 from .log_records import LogPaneHandler, install_log_handler, remove_log_handler
-from .messages import AgentEventPosted, DrainFinished, LogRecordPosted
-from .task_table import TaskTable, ids_to_recheck
+from .messages import AgentEventsPending, DrainFinished, LogRecordPosted
+from .task_table import TaskTable, live_window
+from .task_view import TaskCategory, TaskQuery, count_categories
+from .text import literal
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware; tests pass a frozen one."""
 
 FLUSH_INTERVAL_SECONDS = 0.25
-"""Rows, the header and the detail pane are redrawn at most this often, however fast events come."""
+"""Rows, counters, the header and the detail pane are redrawn at most this often, however fast events come."""
 
 FULL_RECHECK_TICKS = 10
-"""Every this many one-second ticks, every row is rechecked: ages in minutes move, and dropped tasks go."""
+"""Every this many one-second ticks, every row is rebuilt: ages in minutes move, and dropped tasks go."""
+
+MAX_PENDING_EVENTS = 10_000
+"""Events buffered between two batches; past this the oldest are dropped from the log pane, not from the table."""
 
 ALLOWED_AFTER_MISMATCH = frozenset({"quit", "help_quit"})
+
+MAIN_SCREEN_ACTIONS = frozenset(
+    {"filter", "clear_filter", "details", "cycle_sort", "toggle_log", "load_older", "show_category"}
+)
+"""Actions on the task list, which do nothing while the details or connectivity view covers it."""
+
+CATEGORY_BINDINGS = [
+    Binding("0", "show_category('all')", "Show all tasks", id="show-all", show=False),
+    *(
+        Binding(category.key, f"show_category('{category.name}')", f"Show {category.value} tasks", id=category.binding_id,
+                show=False)
+        for category in TaskCategory
+    ),
+]
 
 
 class TrustConsoleApp(App[int]):
@@ -53,15 +89,25 @@ class TrustConsoleApp(App[int]):
     """
 
     CSS_PATH = "app.tcss"
-    ENABLE_COMMAND_PALETTE = False
 
     BINDINGS = [
-        Binding("p", "toggle_pause", "Pause/resume polling", id="toggle-pause"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("escape", "clear_filter", "Clear filter", id="clear-filter"),
+        Binding("enter", "details", "Details", id="details"),
+        Binding("p", "toggle_pause", "Pause/resume", id="toggle-pause"),
         Binding("r", "retry_report", "Retry report", id="retry-report"),
-        Binding("R", "rerun", "Run again", id="rerun"),
-        Binding("o", "poll_now", "Poll now", id="poll-now"),
-        Binding("s", "save_screenshot", "Screenshot", id="save-screenshot"),
+        Binding("R", "retry_all_stuck", "Retry stuck", id="retry-all-stuck"),
+        Binding("x", "rerun", "Re-run", id="rerun"),
+        Binding("h", "heartbeat_now", "Heartbeat", id="heartbeat-now"),
+        Binding("f", "poll_now", "Poll", id="poll-now"),
+        Binding("s", "cycle_sort", "Sort", id="cycle-sort"),
+        Binding("l", "toggle_log", "Log", id="toggle-log"),
+        Binding("c", "connectivity", "Connectivity", id="connectivity"),
+        Binding("o", "load_older", "Older", id="load-older"),
+        Binding("ctrl+s", "save_screenshot", "Screenshot", id="save-screenshot", show=False),
         Binding("q", "quit", "Quit", id="quit"),
+        *CATEGORY_BINDINGS,
     ]
 
     def __init__(
@@ -70,32 +116,62 @@ class TrustConsoleApp(App[int]):
         *,
         title: str = "trust-console",
         screenshot_dir: Path | None = None,
+        clock: Clock = utc_now,
+        keymap: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.agent = agent
         self.title = title
         self.screenshot_dir = screenshot_dir or Path.cwd()
+        self.clock = clock
         self.mismatch: IdentityMismatch | None = None
         self.draining = False
+        self.stats = ConnectivityStats()
+        self.history = History()
+        self.query_filter = TaskQuery()
+        self.table_title = Text()
+        """The task table's border title: filter, row count and sort order."""
+        self.table_subtitle = ""
         self.next_report_at: dict[str, datetime] = {}
         """When each failing report is due to be sent again, from the ReportFailed events."""
+
+        known_ids = {binding.id for binding in self._all_bindings() if binding.id}
+        if keymap is None:
+            keymap, self._keymap_errors = keymap_from_environment(known_ids)
+        else:
+            self._keymap_errors = []
+        self.keymap = keymap
+        if keymap:
+            self.set_keymap(keymap)
+
         self._unsubscribe: Callable[[], None] | None = None
         self._log_handler: LogPaneHandler | None = None
+        self._pending_events: deque[AgentEvent] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._dropped_events = 0
+        self._events_posted = False
         self._header_dirty = True
-        self._task_keys_enabled = (False, False)
+        self._counts_dirty = True
+        self._connectivity_dirty = False
+        self._detail_dirty = False
+        self._task_keys_enabled: tuple[bool, ...] = ()
         self._ticks = 0
         self._agent_closed = False
 
         # Kept by reference: queries search only the active screen, which may be a modal.
-        self.header = StatusHeader(agent, title, id="header")
+        self.header = StatusHeader(agent, title, self.stats, id="header")
+        self.counters = StateCounters(id="counters")
+        self.filter_input = Input(placeholder="Filter by id, type, state or error text; esc clears", id="filter")
         self.task_table = TaskTable(id="tasks")
         self.detail = TaskDetail(id="detail")
         self.event_log = EventLog(id="log")
 
     def compose(self) -> ComposeResult:
         yield self.header
+        yield self.counters
         with Horizontal(id="main"):
-            yield self.task_table
+            with Vertical(id="task-list"):
+                yield self.filter_input
+                yield self.task_table
             yield self.detail
         yield self.event_log
         yield Footer()
@@ -104,126 +180,319 @@ class TrustConsoleApp(App[int]):
         self.task_table.border_title = "Tasks"
         self.detail.border_title = "Task detail"
         self.event_log.border_title = "Events"
+        self.filter_input.display = False
+        for error in self._keymap_errors:
+            self.notify(f"TRUST_CONSOLE_KEYMAP: {error}", severity="warning", markup=False)
 
-        self._unsubscribe = self.agent.bus.subscribe(self._post_agent_event)
+        self._unsubscribe = self.agent.bus.subscribe(self._receive_event)
         self._log_handler = install_log_handler(self)
         for name, loop in self.agent.loops().items():
             self.run_worker(loop(), name=f"{name} loop", group=name, exit_on_error=False)
 
-        self.task_table.mark_all_dirty(self.agent.tasks)
-        self.set_interval(FLUSH_INTERVAL_SECONDS, self._flush_updates)
+        self._flush_timer = self.set_interval(FLUSH_INTERVAL_SECONDS, self._flush_updates)
         self.set_interval(1.0, self._tick)
         self.task_table.focus()
+        self._flush_updates()
 
     async def on_unmount(self) -> None:
         await self._close_agent("console closed")
 
     # Events from the agent.
 
-    def _post_agent_event(self, event: AgentEvent) -> None:
-        """Receive an event on the bus; the bus calls this on the app's own event loop."""
-        self.post_message(AgentEventPosted(event))
+    def _receive_event(self, event: AgentEvent) -> None:
+        """Buffer an event from the bus, which calls this on the app's own event loop."""
+        if len(self._pending_events) == self._pending_events.maxlen:
+            self._dropped_events += 1
+        self._pending_events.append(event)
+        if not self._events_posted:
+            self._events_posted = True
+            self.post_message(AgentEventsPending())
 
-    @on(AgentEventPosted)
-    def _show_event(self, message: AgentEventPosted) -> None:
+    @on(AgentEventsPending)
+    def _apply_events(self) -> None:
+        self._events_posted = False
         if not self.task_table.is_attached:
             return  # The app is shutting down.
-        event = message.event
-        self.event_log.add_event(event)
+        events = list(self._pending_events)
+        self._pending_events.clear()
+        if self._dropped_events:
+            self.event_log.add_record(30, f"{self._dropped_events} events arrived too fast to log", self.clock())
+            self._dropped_events = 0
+
+        bindings_may_change = False
+        with self.batch_update():
+            for event in events:
+                bindings_may_change = self._apply_event(event) or bindings_may_change
         self._header_dirty = True
+        if bindings_may_change:
+            self.refresh_bindings()
+        self._flush_timer.resume()
+
+    def _apply_event(self, event: AgentEvent) -> bool:
+        """Record one event's effects; return True when it may enable or disable a key."""
+        self.event_log.add_event(event)
+        if self.stats.record(event):
+            self._connectivity_dirty = True
         if isinstance(event, TaskEvent):
             self.task_table.mark_dirty([event.task_id])
+            self._counts_dirty = True
+            self._detail_dirty = True
         if isinstance(event, ReportFailed) and not event.final and event.retry_in_seconds is not None:
             self.next_report_at[event.task_id] = event.at + timedelta(seconds=event.retry_in_seconds)
         elif isinstance(event, (ReportFailed, TaskReported)):
             self.next_report_at.pop(event.task_id, None)
         if isinstance(event, DrainStarted):
             self.draining = True
-            self.header.draining = True
-        if isinstance(event, (Paused, Resumed, AgentStopped)):
-            self.refresh_bindings()
         if isinstance(event, IdentityMismatch) and self.mismatch is None:
             self.mismatch = event
             self.push_screen(IdentityMismatchScreen(event))
-            self.refresh_bindings()
+        return isinstance(event, (TaskEvent, Paused, Resumed, AgentStopped, DrainStarted, ConnectivityChanged,
+                                  IdentityMismatch))
 
     @on(LogRecordPosted)
     def _show_log_record(self, message: LogRecordPosted) -> None:
         self.event_log.add_record(message.level, message.text, message.at)
 
     @on(Worker.StateChanged)
-    def _report_worker_error(self, event: Worker.StateChanged) -> None:
+    def _on_worker_state(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "history":
+            self._on_history_worker(worker, event.state)
+            return
         if event.state is WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(f"The {event.worker.name} stopped with an error: {error!r}", severity="error", markup=False)
+            self.notify(f"The {worker.name} stopped with an error: {worker.error!r}", severity="error", markup=False)
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _show_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_detail(event.row_key.value)
+        self._show_detail()
         self._update_task_keys()
+
+    @on(DataTable.RowSelected, "#tasks")
+    def _open_selected(self, event: DataTable.RowSelected) -> None:
+        self._open_details(event.row_key.value)
+
+    @on(CategoryChosen)
+    def _choose_category(self, message: CategoryChosen) -> None:
+        self._set_category(message.category)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._set_query(TaskQuery(event.value, self.query_filter.category))
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.task_table.focus()
 
     # Redrawing.
 
     def _tick(self) -> None:
-        """Recheck the rows whose age or running time moves, and the heartbeat's age."""
+        """Recheck the rows whose age or running time moves, the heartbeat's age and the connectivity view."""
         self._ticks += 1
         if self._ticks % FULL_RECHECK_TICKS == 0:
-            self.task_table.mark_all_dirty(self.agent.tasks)
+            self.task_table.mark_all_dirty()
+            self._counts_dirty = True
         else:
-            self.task_table.mark_dirty(ids_to_recheck(self.agent.tasks, utc_now()))
+            self.task_table.mark_dirty(self.task_table.ids_to_recheck(self.clock()))
         self._header_dirty = True
+        self._connectivity_dirty = True
+        self._flush_updates()
 
     def _flush_updates(self) -> None:
-        """Apply every change queued since the last flush in one batch."""
+        """Apply every change queued since the last flush in one batch; idle, the flush timer pauses."""
         if self._agent_closed or not self.task_table.is_attached:
             return  # The app is shutting down.
-        now = utc_now()
+        now = self.clock()
         table = self.task_table
-        detail = self.detail
         with self.batch_update():
-            changed = table.flush(self.agent.tasks, now)
+            changed = table.flush(self.agent.tasks, self.history.records, now)
+            if changed:
+                self._counts_dirty = True
+            if self._counts_dirty:
+                self._counts_dirty = False
+                self._show_counts()
+            self._show_table_titles()
             selected = table.selected_task_id
-            if selected != detail.task_id or selected in changed:
-                self._show_detail(selected)
+            if selected != self.detail.task_id or selected in changed or self._detail_dirty:
+                self._show_detail()
+            if isinstance(self.screen, TaskDetailScreen) and (self.screen.task_id in changed or self._detail_dirty):
+                self._show_detail_screen(self.screen)
+            self._detail_dirty = False
             if self._header_dirty:
                 self._header_dirty = False
-                self.header.show_status(now)
+                self._refresh_headers(now)
+            if self._connectivity_dirty and isinstance(self.screen, ConnectivityScreen):
+                self.screen.show(now)
+            self._connectivity_dirty = False
         self._update_task_keys()
+        if not table.has_pending_changes:
+            self._flush_timer.pause()
 
-    def _show_detail(self, task_id: str | None) -> None:
-        record = self.agent.tasks.get(task_id) if task_id else None
-        self.detail.show(record, self.next_report_at.get(task_id) if task_id else None)
+    def _refresh_headers(self, now: datetime) -> None:
+        headers = {self.header, *self.screen.query(StatusHeader)}
+        for header in headers:
+            if header.is_attached:
+                header.draining = self.draining
+                header.show_status(now)
 
-    def _selected_can_retry(self) -> bool:
-        selected = self.task_table.selected_task_id
-        return selected is not None and self.agent.can_retry_report(selected)
+    def _known_records(self) -> dict[str, TaskRecord]:
+        """Every task the console holds: the agent's, and older ones paged in from the ledger."""
+        return {**self.history.records, **self.agent.tasks}
 
-    def _selected_can_rerun(self) -> bool:
-        selected = self.task_table.selected_task_id
-        return selected is not None and self.agent.can_rerun(selected)
+    def _show_counts(self) -> None:
+        known = self._known_records()
+        self.counters.show(len(known), count_categories(known.values()), self.query_filter.category)
+
+    def _show_table_titles(self) -> None:
+        table = self.task_table
+        title = Text("Tasks")
+        if self.query_filter.category is not None:
+            title.append(f" · {self.query_filter.category.value}")
+        if self.query_filter.text.strip():
+            title.append(" · filter ")
+            title.append_text(literal(repr(self.query_filter.text.strip()), max_chars=40))
+        title.append(f" · {table.row_count:,} shown")
+        title.append(f" · sorted by {table.task_sort.label}")
+        if title != self.table_title:
+            self.table_title = title
+            table.border_title = title
+        subtitle = "o loads older tasks from the ledger" if self.history.can_load else ""
+        if self.history.loading:
+            subtitle = "loading older tasks from the ledger…"
+        elif self.history.full:
+            subtitle = "older tasks: trust-console tasks lists them"
+        if subtitle != self.table_subtitle:
+            self.table_subtitle = subtitle
+            table.border_subtitle = subtitle
+
+    def _lookup(self, task_id: str | None) -> TaskRecord | None:
+        if task_id is None:
+            return None
+        return self.agent.tasks.get(task_id) or self.history.records.get(task_id)
+
+    def _show_detail(self) -> None:
+        task_id = self.task_table.selected_task_id
+        self.detail.show(self._lookup(task_id), self.next_report_at.get(task_id) if task_id else None)
+
+    def _show_detail_screen(self, screen: TaskDetailScreen) -> None:
+        screen.show(self._lookup(screen.task_id), self.next_report_at.get(screen.task_id))
+
+    @property
+    def selected_task_id(self) -> str | None:
+        """The task the task keys act on: the one in the details view, else the one under the table's cursor."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, TaskDetailScreen):
+                return screen.task_id
+        return self.task_table.selected_task_id
 
     def _update_task_keys(self) -> None:
-        """Redraw the footer when the retry or run-again key changes between enabled and disabled."""
-        enabled = (self._selected_can_retry(), self._selected_can_rerun())
+        """Redraw the footer when a key that depends on the selected task or the stuck reports changes."""
+        selected = self.selected_task_id
+        enabled = (
+            selected is not None,
+            selected is not None and self.agent.can_retry_report(selected),
+            selected is not None and self.agent.can_rerun(selected),
+            bool(self.agent.stuck_task_ids()),
+            self.history.can_load,
+            self.query_filter.active,
+        )
         if enabled != self._task_keys_enabled:
             self._task_keys_enabled = enabled
             self.refresh_bindings()
 
     # Actions.
 
+    def _on_main_screen(self) -> bool:
+        return len(self.screen_stack) == 1
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Enable each key only when its action can do something; after a mismatch, only quit."""
+        """Enable each key only where it can do something; False also hides it from the footer."""
         if self.mismatch is not None:
             return action in ALLOWED_AFTER_MISMATCH
-        if action == "retry_report":
-            return True if self._selected_can_retry() else None
-        if action == "rerun":
-            return True if self._selected_can_rerun() else None
-        if action in ("toggle_pause", "poll_now") and (self.agent.stopped or self.draining):
-            return None
-        if action == "poll_now" and self.agent.paused:
-            return None
+        if action in MAIN_SCREEN_ACTIONS and not self._on_main_screen():
+            return False
+        agent = self.agent
+        selected = self.selected_task_id
+        active = not (agent.stopped or self.draining)
+        match action:
+            case "details":
+                return selected is not None
+            case "clear_filter":
+                return self.query_filter.active or bool(self.filter_input.display)
+            case "retry_report":
+                return selected is not None and agent.can_retry_report(selected)
+            case "rerun":
+                return selected is not None and agent.can_rerun(selected)
+            case "retry_all_stuck":
+                return not agent.stopped and bool(agent.stuck_task_ids())
+            case "toggle_pause":
+                return active
+            case "poll_now":
+                return active and not agent.paused
+            case "heartbeat_now":
+                return not agent.stopped
+            case "load_older":
+                return self.history.can_load
+            case "connectivity":
+                return not isinstance(self.screen, ConnectivityScreen)
         return True
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def action_filter(self) -> None:
+        self.filter_input.display = True
+        self.filter_input.focus()
+        self.refresh_bindings()
+
+    def action_clear_filter(self) -> None:
+        self.filter_input.value = ""
+        self.filter_input.display = False
+        self._set_query(TaskQuery())
+        self.task_table.focus()
+        self.refresh_bindings()
+
+    def action_show_category(self, name: str) -> None:
+        category = None if name == "all" else TaskCategory[name]
+        self._set_category(category)
+
+    def _set_category(self, category: TaskCategory | None) -> None:
+        """Show only `category`'s tasks; choosing the category already shown shows all tasks again."""
+        if category is not None and category is self.query_filter.category:
+            category = None
+        self._set_query(TaskQuery(self.query_filter.text, category))
+
+    def _set_query(self, query: TaskQuery) -> None:
+        self.query_filter = query
+        self.task_table.set_query(query)
+        self._counts_dirty = True
+        self._flush_timer.resume()
+
+    def action_details(self) -> None:
+        self._open_details(self.task_table.selected_task_id)
+
+    def _open_details(self, task_id: str | None) -> None:
+        if task_id is None or not self._on_main_screen():
+            return
+        screen = TaskDetailScreen(self._new_header(), task_id)
+        self.push_screen(screen, lambda _: self._after_view_closed())
+        self._show_detail_screen(screen)
+
+    def action_connectivity(self) -> None:
+        if isinstance(self.screen, ConnectivityScreen):
+            return
+        self.push_screen(ConnectivityScreen(self._new_header(), self.agent, self.stats),
+                         lambda _: self._after_view_closed())
+
+    def _new_header(self) -> StatusHeader:
+        header = StatusHeader(self.agent, self.title, self.stats)
+        header.draining = self.draining
+        return header
+
+    def _after_view_closed(self) -> None:
+        self._header_dirty = True
+        self._show_detail()
+        self._flush_timer.resume()
 
     def action_toggle_pause(self) -> None:
         if self.agent.paused:
@@ -231,23 +500,106 @@ class TrustConsoleApp(App[int]):
         else:
             self.agent.pause()
         self._header_dirty = True
+        self._flush_updates()
 
     def action_retry_report(self) -> None:
-        task_id = self.task_table.selected_task_id
+        task_id = self.selected_task_id
         if task_id is not None and self.agent.retry_report(task_id):
             self.next_report_at.pop(task_id, None)
-            self._show_detail(task_id)
+            self._detail_dirty = True
+            self._flush_timer.resume()
             self.notify("Sending the report again now.")
 
+    def action_retry_all_stuck(self) -> None:
+        stuck = self.agent.stuck_task_ids()
+        if not stuck:
+            return
+        message = Text(
+            f"{len(stuck)} result(s) are still undelivered after REPORT_STUCK_AFTER_SECONDS. Send every one of"
+            " them again now, instead of after its backoff? The hub may still be failing or rate limiting."
+        )
+        self.push_screen(ConfirmActionScreen("Retry every stuck report?", message, "Retry all"),
+                         self._retry_all_stuck_confirmed)
+
+    def _retry_all_stuck_confirmed(self, confirmed: bool | None) -> None:
+        if not confirmed:
+            return
+        count = self.agent.retry_all_stuck()
+        self.next_report_at.clear()
+        self._detail_dirty = True
+        self._flush_timer.resume()
+        self.notify(f"Retrying {count} stuck report(s) now.")
+
     def action_rerun(self) -> None:
-        task_id = self.task_table.selected_task_id
-        if task_id is not None and self.agent.rerun(task_id):
+        task_id = self.selected_task_id
+        record = self._lookup(task_id)
+        if task_id is None or record is None or not self.agent.can_rerun(task_id):
+            return
+        message = Text("Run task ")
+        message.append_text(literal(task_id, style="bold"))
+        message.append(" (")
+        message.append_text(literal(record.task_type, max_chars=40))
+        message.append(") again? Its failure is not yet delivered; the new result is reported instead of it.")
+        self.push_screen(ConfirmActionScreen("Run the failed task again?", message, "Run again"),
+                         partial(self._rerun_confirmed, task_id))
+
+    def _rerun_confirmed(self, task_id: str, confirmed: bool | None) -> None:
+        if not confirmed:
+            return
+        if self.agent.rerun(task_id):
             self.next_report_at.pop(task_id, None)
             self.task_table.mark_dirty([task_id])
+            self._detail_dirty = True
+            self._flush_timer.resume()
             self.notify("Running the task's handler again; its new result replaces the failure.")
+        else:
+            self.notify("The task can no longer run again: its failure was delivered meanwhile.", severity="warning")
+
+    def action_heartbeat_now(self) -> None:
+        self.agent.heartbeat_now()
+        self.notify("Sending a heartbeat now.")
 
     def action_poll_now(self) -> None:
         self.agent.poll_now()
+        self.notify("Polling the hub now.")
+
+    def action_cycle_sort(self) -> None:
+        self.task_table.cycle_sort()
+        self._flush_updates()
+
+    def action_toggle_log(self) -> None:
+        self.event_log.display = not self.event_log.display
+
+    def action_load_older(self) -> None:
+        if not self.history.can_load:
+            return
+        window = live_window(self.agent.tasks)
+        times = [record.received_at for record in window]
+        times.extend(record.received_at for record in self.history.records.values())
+        before = min(times, default=None)
+        newer_known = len(self.agent.tasks) + len(self.history.records)
+        self.history.loading = True
+        self._show_table_titles()
+        read_page = partial(read_older_page, self.agent.ledger.path.parent, before, newer_known)
+        self.run_worker(read_page, name="ledger page", group="history", thread=True, exclusive=True,
+                        exit_on_error=False)
+        self.refresh_bindings()
+
+    def _on_history_worker(self, worker: Worker[object], state: WorkerState) -> None:
+        if state is WorkerState.SUCCESS:
+            page, more = worker.result  # type: ignore[misc]
+            added = self.history.add_page(page, more)
+            self.history.loading = False
+            self.task_table.mark_all_dirty()
+            self._counts_dirty = True
+            self._flush_updates()
+            self.notify(f"Loaded {added} older task(s) from the ledger." if added else "No older tasks in the ledger.")
+        elif state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.history.loading = False
+            if state is WorkerState.ERROR:
+                self.notify(f"Reading older tasks from the ledger failed: {worker.error}", severity="error",
+                            markup=False)
+        self.refresh_bindings()
 
     def action_save_screenshot(self) -> None:
         path = self.save_screenshot(path=str(self.screenshot_dir))
@@ -297,3 +649,79 @@ class TrustConsoleApp(App[int]):
         if self._log_handler is not None:
             remove_log_handler(self._log_handler)
             self._log_handler = None
+
+    # Help and the command palette.
+
+    @classmethod
+    def _all_bindings(cls) -> list[Binding]:
+        bindings = [*cls.BINDINGS, *TaskDetailScreen.BINDINGS, *ConnectivityScreen.BINDINGS]
+        return [binding for binding in bindings if isinstance(binding, Binding)]
+
+    def key_display(self, binding: Binding) -> str:
+        """Show the keys of `binding` as the operator's keymap sets them."""
+        keys = self.keymap.get(binding.id or "", binding.key)
+        return ", ".join(self.get_key_display(Binding(key.strip(), "")) for key in keys.split(","))
+
+    def help_sections(self) -> list[HelpSection]:
+        """List every key by where it applies, for the help screen."""
+        by_id = {binding.id: binding for binding in self._all_bindings()}
+
+        def rows(ids: Iterable[str]) -> list[tuple[str, str, str]]:
+            return [(self.key_display(by_id[binding_id]), ACTION_HELP[binding_id], binding_id) for binding_id in ids]
+
+        palette = [(self.get_key_display(Binding(self.COMMAND_PALETTE_BINDING, "")), "Command palette: every action by name", "")]
+        return [
+            ("Anywhere", rows(["help", "toggle-pause", "heartbeat-now", "poll-now", "retry-all-stuck", "connectivity",
+                               "save-screenshot", "quit"]) + palette),
+            ("Task list", rows(["filter", "clear-filter", "details", "cycle-sort", "toggle-log", "load-older",
+                                "show-all", *(category.binding_id for category in TaskCategory)])),
+            ("Selected task", rows(["retry-report", "rerun"])),
+            ("Details and connectivity views", rows(["detail.back", "connectivity.back"])),
+        ]
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Offer every console action in the command palette, after Textual's own commands."""
+        yield from super().get_system_commands(screen)
+        for binding in self._all_bindings():
+            if binding.id in ACTION_HELP and binding.id not in ("detail.back", "connectivity.back"):
+                title = binding.description or ACTION_HELP[binding.id]
+                help_text = f"{ACTION_HELP[binding.id]} (key {self.key_display(binding)})"
+                yield SystemCommand(title, help_text, partial(self._run_from_palette, binding.action))
+
+    async def _run_from_palette(self, action: str) -> None:
+        name = action.partition("(")[0]
+        if self.check_action(name, ()) is not True:
+            self.notify(f"{ACTION_HELP_BY_ACTION.get(name, name)}: not possible right now.", severity="warning")
+            return
+        await self.run_action(action)
+
+
+ACTION_HELP: dict[str, str] = {
+    "help": "Show this list of keys",
+    "filter": "Filter the tasks by id, type, state or error text",
+    "clear-filter": "Clear the filter and the chosen counter",
+    "details": "Open the selected task's details: payload summary, result, error, report attempts",
+    "toggle-pause": "Pause or resume polling; heartbeats, running handlers and reports go on",
+    "retry-report": "Send the selected task's failed report again now (awaiting report only)",
+    "retry-all-stuck": "Send every stuck report again now, after confirmation",
+    "rerun": "Run the selected failed task again, after confirmation (failure not yet delivered only)",
+    "heartbeat-now": "Send a heartbeat now",
+    "poll-now": "Poll the hub for tasks now",
+    "cycle-sort": "Sort by the next column",
+    "toggle-log": "Show or hide the event log",
+    "connectivity": "Open the connectivity view: round trips, replies per endpoint, rate limits",
+    "load-older": "Load older tasks from the ledger",
+    "save-screenshot": "Save an SVG screenshot",
+    "quit": "Quit; asks first while tasks are in flight",
+    "show-all": "Show all tasks",
+    **{category.binding_id: f"Show only {category.value} tasks" for category in TaskCategory},
+    "detail.back": "Go back to the task list",
+    "connectivity.back": "Go back to the task list",
+}
+"""What each binding does, by binding id, for the help screen and the command palette."""
+
+ACTION_HELP_BY_ACTION = {
+    binding.action.partition("(")[0]: ACTION_HELP[binding.id]
+    for binding in TrustConsoleApp.BINDINGS
+    if isinstance(binding, Binding) and binding.id in ACTION_HELP
+}

@@ -92,8 +92,15 @@ def _report_attempts(record: TaskRecord) -> Table | Text:
     return table
 
 
-def render_detail(record: TaskRecord | None, next_report_at: datetime | None = None) -> Group | Text:
-    """Render one task for the detail pane, or a hint while no task is highlighted."""
+def render_detail(
+    record: TaskRecord | None, next_report_at: datetime | None = None, missing_id: str | None = None
+) -> Group | Text:
+    """Render one task, or a hint while no task is highlighted or once `missing_id` is no longer held."""
+    if record is None and missing_id is not None:
+        gone = Text("Task ", style="dim italic")
+        gone.append_text(literal(missing_id))
+        gone.append(" is no longer held by the console; `trust-console tasks` lists it from the ledger.")
+        return gone
     if record is None:
         return Text("No task selected. Tasks appear here when the hub hands them out.", style="dim italic")
     return Group(_fields(record, next_report_at), Text(""), _report_attempts(record), Text(""), _result(record))
@@ -110,9 +117,11 @@ class TaskDetail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield self._body
 
-    def show(self, record: TaskRecord | None, next_report_at: datetime | None = None) -> None:
+    def show(
+        self, record: TaskRecord | None, next_report_at: datetime | None = None, missing_id: str | None = None
+    ) -> None:
         """Show `record`, keeping the scroll position when it is the task already shown."""
         if record is None or record.task_id != self.task_id:
             self.scroll_home(animate=False)
         self.task_id = None if record is None else record.task_id
-        self._body.update(render_detail(record, next_report_at))
+        self._body.update(render_detail(record, next_report_at, missing_id))

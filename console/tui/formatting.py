@@ -8,12 +8,14 @@ from rich.text import Text
 
 from console.records import TaskRecord, TaskState
 
+from .task_view import state_label
+
 STATE_STYLES: dict[TaskState, str] = {
     TaskState.QUEUED: "bold blue",
     TaskState.RUNNING: "bold cyan",
     TaskState.AWAITING_REPORT: "bold yellow",
     TaskState.DONE: "bold green",
-    TaskState.REJECTED: "bold red",
+    TaskState.REJECTED: "bold magenta",
 }
 
 
@@ -43,14 +45,18 @@ def format_clock(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
 
 
-def state_text(record: TaskRecord) -> Text:
-    """Return the task's state in its colour; a report that keeps failing is shown in red, a stuck one reversed."""
-    style = STATE_STYLES[record.state]
+def state_style(record: TaskRecord) -> str:
+    """Return the colour of the task's state; a failure or a report that keeps failing is red, a stuck one reversed."""
     if record.state is TaskState.AWAITING_REPORT and record.stuck:
-        return Text(f"{record.state} (stuck)", style="bold reverse red")
-    if record.state is TaskState.AWAITING_REPORT and record.last_report_error is not None:
-        return Text(f"{record.state} (retrying)", style="bold red")
-    return Text(str(record.state), style=style)
+        return "bold reverse red"
+    if record.success is False or record.last_report_error is not None and record.state is TaskState.AWAITING_REPORT:
+        return "bold red"
+    return STATE_STYLES[record.state]
+
+
+def state_text(record: TaskRecord) -> Text:
+    """Return the task's state in words and in its colour."""
+    return Text(state_label(record), style=state_style(record))
 
 
 def outcome_text(record: TaskRecord) -> Text:

@@ -11,10 +11,11 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.agent import Agent
-from console.events import Connectivity
+from console.events import Connectivity, utc_now
 from console.records import TaskState
 
-from .formatting import format_age, format_duration
+from .connectivity_stats import ConnectivityStats
+from .formatting import format_age, format_clock, format_duration
 from .text import literal
 
 BADGE_CLASSES = {state: "-" + state.value.replace(" ", "-") for state in Connectivity}
@@ -54,8 +55,27 @@ def timing_text(agent: Agent, now: datetime, draining: bool = False) -> Text:
     text.append_text(poll_text(agent, now, draining))
 
     text.append("  ·  ", style="dim")
-    text.append(f"{agent.in_flight} in flight, {len(agent.tasks)} received")
+    text.append(f"{agent.in_flight} in flight")
     return text
+
+
+def notice_text(agent: Agent, stats: ConnectivityStats, now: datetime) -> Text | None:
+    """Say when the hub rate limits this trust or stopped answering; None while neither is the case."""
+    text = Text()
+    remaining = stats.rate_limit_remaining(now)
+    if remaining is not None and stats.rate_limited_until is not None:
+        text.append(
+            f"Rate limited by the hub until {format_clock(stats.rate_limited_until)} ({remaining:.0f} s from now)",
+            style="bold yellow",
+        )
+    if agent.connectivity is Connectivity.OFFLINE:
+        if text:
+            text.append("  ·  ", style="dim")
+        text.append("Hub not answering: showing last known state", style="bold red")
+        if stats.last_reply_at is not None:
+            age = format_age((now - stats.last_reply_at).total_seconds())
+            text.append(f"; last reply {age} ago", style="red")
+    return text or None
 
 
 def poll_text(agent: Agent, now: datetime, draining: bool = False) -> Text:
@@ -84,7 +104,10 @@ def auth_banner_text(agent: Agent) -> Text:
         ("The hub rejected this trust's API key. ", "bold"),
         "Check TRUST_API_KEY and TRUST_API_KEY_HEADER (now ",
         literal(repr(header)),
-        f"), then restart trust-console. Until then the agent retries every {agent.settings.auth_retry_seconds:g} s.",
+        "), and that CENTRAL_HUB_API_URL (",
+        literal(agent.settings.central_hub_api_url, max_chars=80),
+        ") is this trust's hub; then restart trust-console."
+        f" Until then the agent retries every {agent.settings.auth_retry_seconds:g} s.",
     )
 
 
@@ -103,13 +126,22 @@ def key_banner_text(agent: Agent) -> Text | None:
     )
 
 
+def _update(static: Static, text: Text) -> None:
+    """Replace a Static's text only when it differs, so an unchanged header costs no redraw."""
+    shown = static.content
+    if isinstance(shown, Text) and shown.plain == text.plain and shown.spans == text.spans and shown.style == text.style:
+        return
+    static.update(text)
+
+
 class StatusHeader(Widget):
     """The trust's identity, the hub URL, connectivity and paused badges, and heartbeat timing."""
 
-    def __init__(self, agent: Agent, title: str, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+    def __init__(self, agent: Agent, title: str, stats: ConnectivityStats, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="status-header")
         self.agent = agent
         self.console_title = title
+        self.stats = stats
         self.draining = False
         """Set by the app once the agent stops claiming tasks to finish the ones in flight."""
 
@@ -118,6 +150,7 @@ class StatusHeader(Widget):
         self.paused_badge = Static("PAUSED", id="paused-badge")
         self.connectivity_badge = Static(id="connectivity-badge")
         self.timing = Static(id="timing")
+        self.notice = Static(id="notice")
         self.auth_banner = Static(id="auth-banner", classes="banner")
         self.key_banner = Static(id="key-banner", classes="banner")
 
@@ -127,20 +160,25 @@ class StatusHeader(Widget):
             yield self.paused_badge
             yield self.connectivity_badge
         yield self.timing
+        yield self.notice
         yield self.auth_banner
         yield self.key_banner
 
     def on_mount(self) -> None:
-        self.show_status(datetime.now().astimezone())
+        self.show_status(getattr(self.app, "clock", utc_now)())
 
     def show_status(self, now: datetime) -> None:
         """Redraw every part of the header from the agent's current state."""
         agent = self.agent
-        self.identity.update(identity_text(agent, self.console_title))
-        self.timing.update(timing_text(agent, now, self.draining))
+        _update(self.identity, identity_text(agent, self.console_title))
+        _update(self.timing, timing_text(agent, now, self.draining))
+        notice = notice_text(agent, self.stats, now)
+        if notice is not None:
+            _update(self.notice, notice)
+        self.notice.display = notice is not None
 
         badge = self.connectivity_badge
-        badge.update(str(agent.connectivity).upper())
+        _update(badge, Text(str(agent.connectivity).upper()))
         for state, css_class in BADGE_CLASSES.items():
             badge.set_class(state is agent.connectivity, css_class)
 
@@ -148,10 +186,10 @@ class StatusHeader(Widget):
 
         auth_failed = agent.connectivity is Connectivity.AUTH_FAILED
         if auth_failed:
-            self.auth_banner.update(auth_banner_text(agent))
+            _update(self.auth_banner, auth_banner_text(agent))
         self.auth_banner.display = auth_failed
 
         key_warning = key_banner_text(agent)
         if key_warning is not None:
-            self.key_banner.update(key_warning)
+            _update(self.key_banner, key_warning)
         self.key_banner.display = key_warning is not None

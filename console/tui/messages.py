@@ -1,4 +1,4 @@
-"""Textual messages that carry the agent's events into the console."""
+"""Textual messages that carry the agent's events and the console's own background work into the app."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from datetime import datetime
 
 from textual.message import Message
 
-from console.events import AgentEvent
 
+class AgentEventsPending(Message):
+    """Agent events are waiting in the app's buffer.
 
-class AgentEventPosted(Message):
-    """An agent event, posted from the event bus so an `@on` handler can update the screen."""
+    The bus may publish hundreds of events a second, so the app posts this
+    message once per batch rather than once per event, and a later copy
+    replaces an earlier one that is still queued.
+    """
 
-    def __init__(self, event: AgentEvent) -> None:
-        super().__init__()
-        self.event = event
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AgentEventsPending)
 
 
 class DrainFinished(Message):

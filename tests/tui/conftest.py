@@ -26,14 +26,18 @@ def hub() -> Iterator[EmbeddedHub]:
 async def make_app(hub: EmbeddedHub, tmp_path: Path) -> AsyncIterator[MakeApp]:
     """Return a factory of consoles, each hosting a new agent; every agent is closed afterwards.
 
-    Keyword arguments override settings; `agent_options` are passed to Agent itself.
+    Keyword arguments override settings; `agent_options` are passed to Agent itself. `keymap`
+    defaults to none, so a TRUST_CONSOLE_KEYMAP in the environment cannot change the keys;
+    pass None to read it.
     """
     agents: list[Agent] = []
 
-    def make(agent_options: dict[str, Any] | None = None, **overrides: Any) -> TrustConsoleApp:
+    def make(
+        agent_options: dict[str, Any] | None = None, keymap: dict[str, str] | None = {}, **overrides: Any
+    ) -> TrustConsoleApp:
         agent = Agent(fast_settings(hub, tmp_path, **overrides), **(agent_options or {}))
         agents.append(agent)
-        return TrustConsoleApp(agent, screenshot_dir=tmp_path)
+        return TrustConsoleApp(agent, screenshot_dir=tmp_path, keymap=keymap)
 
     yield make
 

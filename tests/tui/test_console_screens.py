@@ -12,6 +12,8 @@ from textual.widgets import Static
 from console.agent import Agent
 from console.events import Connectivity
 from console.hub import HUB_VERSION, EmbeddedHub, RateLimits, TaskStatus
+from console.records import TaskState
+from console.tui.connectivity_stats import StatusClass
 from console.tui import TrustConsoleApp
 from console.tui.identity_mismatch import IdentityMismatchScreen
 
@@ -53,6 +55,7 @@ async def test_auth_failure_shows_banner(hub: EmbeddedHub, make_app: MakeApp) ->
         assert app.agent.connectivity is Connectivity.AUTH_FAILED
         assert "TRUST_API_KEY and TRUST_API_KEY_HEADER" in static_text(banner, width=300)
         assert "'X-Trust-API-Key'" in static_text(banner, width=300)
+        assert f"CENTRAL_HUB_API_URL ({hub.api_url})" in static_text(banner, width=300)
         assert static_text(badge).strip() == "AUTH FAILED"
 
 
@@ -73,7 +76,7 @@ async def test_identity_mismatch_blocks_console(hub: EmbeddedHub, make_app: Make
         assert app.agent.stopped
         assert hub.store.task(task.id).status is TaskStatus.PENDING
 
-        for key in ("p", "r", "o", "escape"):
+        for key in ("p", "r", "f", "h", "x", "R", "question_mark", "slash", "escape"):
             await pilot.press(key)
         await pilot.pause()
         assert isinstance(app.screen, IdentityMismatchScreen)
@@ -85,6 +88,53 @@ async def test_identity_mismatch_blocks_console(hub: EmbeddedHub, make_app: Make
 
         assert quit_now
         assert app.return_code == 2
+
+
+async def test_header_shows_rate_limited_until(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        notice = app.query_one("#notice", Static)
+        assert await eventually(pilot, lambda: app.agent.connectivity is Connectivity.ONLINE)
+        assert not notice.display
+
+        hub.faults.fail_next("heartbeat", 429, retry_after=30)
+        shown = await eventually(pilot, lambda: notice.display)
+
+        assert shown
+        assert re.search(r"Rate limited by the hub until \d\d:\d\d:\d\d \((29|30) s from now\)",
+                         static_text(notice, width=200))
+        assert app.stats.counts["heartbeat"][StatusClass.RATE_LIMITED] == 1
+
+
+async def test_header_keeps_last_state_when_hub_stops(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    task = hub.store.enqueue("echo", {})
+    app = make_app()
+
+    async with app.run_test(size=SIZE) as pilot:
+        agent = app.agent
+        notice = app.query_one("#notice", Static)
+        timing = app.query_one("#timing", Static)
+        assert await eventually(pilot, lambda: task.id in agent.tasks and agent.tasks[task.id].state is TaskState.DONE)
+
+        hub.stop()
+        offline = await eventually(pilot, lambda: agent.connectivity is Connectivity.OFFLINE)
+        assert offline
+        assert await eventually(pilot, lambda: "showing last known state" in static_text(notice, width=200))
+        assert app.task_table.get_cell(task.id, "state").plain == "done"
+
+        first_age = heartbeat_age(static_text(timing, width=200))
+        grew = await eventually(pilot, lambda: heartbeat_age(static_text(timing, width=200)) > first_age, timeout=3.0)
+
+        assert grew
+        assert static_text(app.query_one("#connectivity-badge", Static)).strip() == "OFFLINE"
+
+
+def heartbeat_age(timing: str) -> int:
+    """Return the seconds of "last heartbeat Ns ago" in the header's timing line."""
+    match = re.search(r"last heartbeat (\d+)s ago", timing)
+    assert match is not None, timing
+    return int(match.group(1))
 
 
 def test_only_console_tui_imports_textual() -> None:

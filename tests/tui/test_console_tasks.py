@@ -14,11 +14,11 @@ from console.hub import EmbeddedHub, TaskStatus
 from console.records import TaskState
 from console.tui.app import FLUSH_INTERVAL_SECONDS
 from console.tui.detail import TaskDetail
-from console.tui.messages import AgentEventPosted
+from console.tui.messages import AgentEventsPending
 from console.tui.log_pane import EventLog
 from console.tui.task_table import TaskTable
 
-from tui_support import SIZE, MakeApp, detail_text, eventually, log_text
+from tui_support import SIZE, MakeApp, detail_text, eventually, log_text, shown_ids
 
 
 def cell(table: TaskTable, task_id: str, column: str) -> str:
@@ -34,15 +34,18 @@ async def test_tasks_flow_into_table_and_reach_done(hub: EmbeddedHub, make_app: 
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(TaskTable)
         all_done = await eventually(
-            pilot, lambda: all(task_id in table.rows and cell(table, task_id, "state") == "done" for task_id in task_ids)
+            pilot, lambda: all(task_id in table.rows and cell(table, task_id, "state").startswith("done") for task_id in task_ids)
         )
 
         assert all_done
         assert table.row_count == 4
         assert all(app.agent.tasks[task_id].state is TaskState.DONE for task_id in task_ids)
-        assert cell(table, failing.id, "outcome") == "failed"
-        assert cell(table, echoes[0].id, "outcome") == "ok"
+        assert cell(table, failing.id, "state") == "done (failed)"
+        assert cell(table, failing.id, "error") == "Task failed on purpose: disk full"
+        assert cell(table, echoes[0].id, "state") == "done"
+        assert cell(table, echoes[0].id, "error") == ""
         assert cell(table, echoes[0].id, "reports") == "1"
+        assert cell(table, echoes[0].id, "received").endswith("s ago")
         assert [task.status for task in hub.store.tasks()].count(TaskStatus.COMPLETED) == 3
 
 
@@ -66,7 +69,7 @@ async def test_rows_update_in_place_keeping_cursor(hub: EmbeddedHub, make_app: M
         assert selected == first[1].id
         assert table.cursor_row == 1
         assert table.selected_task_id == selected
-        assert list(table.rows)[:3] == [task.id for task in first]
+        assert shown_ids(app)[:3] == [task.id for task in first]
 
 
 async def test_detail_shows_failed_task(hub: EmbeddedHub, make_app: MakeApp) -> None:
@@ -117,20 +120,22 @@ async def test_markup_in_task_type_shows_literally(hub: EmbeddedHub, make_app: M
 
 async def test_table_coalesces_bursts_of_events(hub: EmbeddedHub, make_app: MakeApp) -> None:
     tasks = hub.store.enqueue_many("echo", {"n": 1}, 40)
-    posted: list[AgentEventPosted] = []
+    events: list[TaskEvent] = []
+    batches: list[AgentEventsPending] = []
     app = make_app()
+    app.agent.bus.subscribe(lambda event: events.append(event) if isinstance(event, TaskEvent) else None)
 
-    def record_event(message: Message) -> None:
-        if isinstance(message, AgentEventPosted) and isinstance(message.event, TaskEvent):
-            posted.append(message)
+    def record_batch(message: Message) -> None:
+        if isinstance(message, AgentEventsPending):
+            batches.append(message)
 
-    async with app.run_test(size=SIZE, message_hook=record_event) as pilot:
+    async with app.run_test(size=SIZE, message_hook=record_batch) as pilot:
         table = app.task_table
         flush_times: list[float] = []
         original_flush = table.flush
 
-        def timed_flush(records, now):  # type: ignore[no-untyped-def]
-            changed = original_flush(records, now)
+        def timed_flush(live, history, now):  # type: ignore[no-untyped-def]
+            changed = original_flush(live, history, now)
             if changed:
                 flush_times.append(time.monotonic())
             return changed
@@ -141,8 +146,9 @@ async def test_table_coalesces_bursts_of_events(hub: EmbeddedHub, make_app: Make
         )
 
         assert all_done
-        assert len(posted) >= 4 * len(tasks)
-        assert len(flush_times) < len(posted) / 10
+        assert len(events) >= 4 * len(tasks)
+        assert len(batches) < len(events) / 4
+        assert len(flush_times) < len(events) / 10
         # Timer ticks may drift, but over the whole burst there is at most one flush per interval.
         burst_seconds = flush_times[-1] - flush_times[0]
         assert len(flush_times) <= burst_seconds / FLUSH_INTERVAL_SECONDS + 2
@@ -180,7 +186,7 @@ async def test_rows_of_dropped_tasks_are_removed(hub: EmbeddedHub, make_app: Mak
         assert await eventually(pilot, lambda: table.row_count == 3)
         del app.agent.tasks[tasks[0].id]
         # The app's tick does this every FULL_RECHECK_TICKS seconds.
-        table.mark_all_dirty(app.agent.tasks)
+        table.mark_all_dirty()
 
         removed = await eventually(pilot, lambda: table.row_count == 2)
 

@@ -69,3 +69,18 @@ def detail_text(detail: TaskDetail) -> str:
 def log_text(log: RichLog) -> str:
     """Return every line the log pane holds, as plain text."""
     return "\n".join(line.text for line in log.lines)
+
+
+def shown_ids(app: TrustConsoleApp) -> list[str]:
+    """Return the task ids of the table's rows, top to bottom."""
+    table = app.task_table
+    return [table.coordinate_to_cell_key((row, 0))[0].value for row in range(table.row_count)]
+
+
+def footer_actions(app: TrustConsoleApp) -> set[str]:
+    """Return the actions whose keys the footer shows now: enabled, and not hidden by check_action."""
+    return {
+        active.binding.action.partition("(")[0]
+        for active in app.screen.active_bindings.values()
+        if active.binding.show and active.enabled
+    }
