@@ -45,7 +45,7 @@ class Counter(Static):
             return
         self.count = count
         label = "all" if self.category is None else self.category.value
-        text = Text.assemble((self.key, "bold reverse"), " ", label, " ")
+        text = Text.assemble((f" {self.key} ", "bold reverse"), " ", label, " ")
         style = "bold" if self.category is None else f"bold {CATEGORY_STYLES[self.category]}"
         text.append(f"{count:,}", style=style if count else "dim")
         self.update(text)

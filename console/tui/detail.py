@@ -80,9 +80,9 @@ def _report_attempts(record: TaskRecord) -> Table | Text:
         return Text("Report attempts: none yet", style="bold")
 
     table = Table(title="Report attempts", title_justify="left", title_style="bold", box=None, padding=(0, 1))
-    table.add_column("#", justify="right")
-    table.add_column("At")
-    table.add_column("Status")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("At", no_wrap=True)
+    table.add_column("Status", no_wrap=True, min_width=8)
     table.add_column("Error", overflow="fold")
     for number, attempt in enumerate(record.report_attempts, start=1):
         status = Text("no reply" if attempt.status_code is None else str(attempt.status_code))

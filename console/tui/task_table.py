@@ -24,7 +24,7 @@ from .task_view import SORT_ORDERS, SortOrder, TaskQuery, state_label
 from .text import literal, short_id
 
 MAX_TYPE_CHARS = 28
-MAX_ERROR_CHARS = 60
+MAX_ERROR_CHARS = 48
 
 MAX_FINISHED_ROWS = 1000
 """Finished tasks from the agent's memory that the table shows, newest first; older ones come from the ledger."""
