@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-headless test screenshots clean
+.PHONY: demo demo-headless test bench screenshots clean
 
 $(BIN)/trust-console: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo-headless: $(BIN)/trust-console
 
 test: $(BIN)/trust-console
 	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/trust-console
+	$(BIN)/python -m bench
 
 screenshots: $(BIN)/trust-console
 	$(BIN)/python scripts/make_screenshots.py
