@@ -4,9 +4,9 @@ Usage: .venv/bin/python scripts/make_screenshots.py [--out DIR]
 
 The console runs headless at 140x40. The script feeds the hub a mix of echo,
 sleep and fail tasks and makes the hub fail some result reports. It saves one
-screenshot per view: the main screen, a failed task, a report being retried,
-paused polling, the quit confirmation, a rejected API key and an identity
-mismatch.
+screenshot per view: the main screen, a failed task's details, a report being
+retried, the help screen, the filter, the connectivity view, paused polling,
+the quit confirmation, a rejected API key and an identity mismatch.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from console.settings import Settings
 from console.tui import TrustConsoleApp
 from console.tui.app import FLUSH_INTERVAL_SECONDS
 from console.tui.confirm_quit import ConfirmQuitScreen
+from console.tui.connectivity_screen import ConnectivityScreen
+from console.tui.detail_screen import TaskDetailScreen
+from console.tui.help_screen import HelpScreen
 from console.tui.identity_mismatch import IdentityMismatchScreen
 
 SIZE = (140, 40)
@@ -91,10 +94,10 @@ async def select_task(pilot: Pilot[Any], app: TrustConsoleApp, task_id: str) -> 
 
 
 async def shoot_working_console(out: Path, state_dir: Path) -> None:
-    """Save the main, failed-task, report-retrying, paused and confirm-quit screenshots."""
+    """Save the main, details, report-retrying, help, filter, connectivity, paused and confirm-quit screenshots."""
     hub = start_hub()
     try:
-        app = TrustConsoleApp(Agent(make_settings(hub, state_dir)))
+        app = TrustConsoleApp(Agent(make_settings(hub, state_dir)), keymap={})
         tasks = app.agent.tasks
         async with app.run_test(size=SIZE) as pilot:
             # The failed task goes first, alone, so that the two 503 replies hit its report.
@@ -126,11 +129,31 @@ async def shoot_working_console(out: Path, state_dir: Path) -> None:
             await shoot(pilot, out, "main")
 
             await select_task(pilot, app, failed.id)
-            await shoot(pilot, out, "failed-task")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, TaskDetailScreen), "the details screen shows")
+            await shoot(pilot, out, "details")
+            await pilot.press("escape")
 
             await select_task(pilot, app, retrying.id)
             await wait_until(pilot, lambda: app.check_action("retry_report", ()) is True, "the retry key is enabled")
             await shoot(pilot, out, "report-retrying")
+
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen shows")
+            await shoot(pilot, out, "help")
+            await pilot.press("escape")
+
+            app.filter_input.cursor_blink = False
+            await pilot.press("slash")
+            await pilot.press(*"echo")
+            await wait_until(pilot, lambda: "filter 'echo'" in app.table_title.plain, "the filter applies")
+            await shoot(pilot, out, "filter")
+            await pilot.press("escape")
+
+            await pilot.press("c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConnectivityScreen), "the connectivity view shows")
+            await shoot(pilot, out, "connectivity")
+            await pilot.press("escape")
 
             await pilot.press("p")
             await wait_until(pilot, lambda: app.header.query_one("#paused-badge").display, "the paused badge shows")
@@ -149,7 +172,7 @@ async def shoot_working_console(out: Path, state_dir: Path) -> None:
 async def shoot_auth_failed(out: Path, state_dir: Path) -> None:
     hub = start_hub()
     try:
-        app = TrustConsoleApp(Agent(make_settings(hub, state_dir, trust_api_key="a-key-the-hub-does-not-know")))
+        app = TrustConsoleApp(Agent(make_settings(hub, state_dir, trust_api_key="a-key-the-hub-does-not-know")), keymap={})
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: app.header.query_one("#auth-banner").display, "the auth banner shows")
             await shoot(pilot, out, "auth-failed")
@@ -161,7 +184,7 @@ async def shoot_identity_mismatch(out: Path, state_dir: Path) -> None:
     hub = start_hub()
     try:
         hub.store.enqueue("echo", {"message": "never run under the wrong identity"})
-        app = TrustConsoleApp(Agent(make_settings(hub, state_dir, expected_trust_id=OTHER_TRUST_ID)))
+        app = TrustConsoleApp(Agent(make_settings(hub, state_dir, expected_trust_id=OTHER_TRUST_ID)), keymap={})
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: isinstance(app.screen, IdentityMismatchScreen), "the mismatch screen shows")
             await shoot(pilot, out, "identity-mismatch")
@@ -171,6 +194,9 @@ async def shoot_identity_mismatch(out: Path, state_dir: Path) -> None:
 
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    # Views that no longer exist must not linger: every SVG here comes from this run.
+    for old_svg in out.glob("*.svg"):
+        old_svg.unlink()
     # Each agent gets its own state directory, so none resumes the tasks another left unfinished.
     for shoot_view in (shoot_working_console, shoot_auth_failed, shoot_identity_mismatch):
         with tempfile.TemporaryDirectory(prefix="trust-console-screenshots-") as state_dir:

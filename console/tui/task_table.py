@@ -1,7 +1,7 @@
 """The live task table: one row per task, keyed by task id, updated cell by cell.
 
-The table holds every task in flight, the newest finished ones the agent
-holds in memory, and any older ones paged in from the ledger, filtered and
+The table shows every task in flight, the newest finished ones the agent
+keeps in memory, and any older ones paged in from the ledger, filtered and
 sorted as the operator chose. Rows are added, changed and removed by key in
 one batch per flush, so the cursor and the scroll position stay on the
 operator's task.
@@ -210,11 +210,9 @@ class TaskTable(DataTable[Text]):
         changed = {task_id for task_id in self._shown if task_id not in wanted}
         for task_id in changed:
             self._remove(task_id)
-        added = False
         for task_id, record in wanted.items():
             if self._put(record, now):
                 changed.add(task_id)
-                added = added or task_id not in self._shown
         return changed, True
 
     def _apply_dirty(

@@ -93,6 +93,8 @@ async def test_retry_key_resends_failed_report(hub: EmbeddedHub, make_app: MakeA
 
 
 async def test_retry_all_stuck_key_asks_then_resends(hub: EmbeddedHub, make_app: MakeApp) -> None:
+    # The first two attempts may come too soon to count as stuck; the next two do, then wait a minute.
+    hub.faults.fail_next("result", 429, count=2, retry_after=0.2)
     hub.faults.fail_next("result", 429, count=2, retry_after=60)
     tasks = hub.store.enqueue_many("echo", {}, 2)
     app = make_app(report_stuck_after_seconds=0.01)

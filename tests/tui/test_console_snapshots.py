@@ -35,7 +35,7 @@ async def settle(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, TrustConsoleApp)
     app.filter_input.cursor_blink = False
-    # The log pane wraps lines to its width, which it knows only after the first layout.
+    # The log pane wraps lines to its width, which is set only by the first layout.
     await pilot.pause()
     publish_log_events(app)
     await pilot.pause()
