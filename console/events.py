@@ -108,6 +108,7 @@ class TaskSkipped(TaskEvent):
 @dataclass(frozen=True, kw_only=True)
 class HeartbeatOk(AgentEvent):
     round_trip_seconds: float
+    status_code: int = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +122,7 @@ class HeartbeatFailed(AgentEvent):
 class PollCompleted(AgentEvent):
     task_count: int
     round_trip_seconds: float
+    status_code: int = 200
 
 
 @dataclass(frozen=True, kw_only=True)

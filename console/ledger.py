@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     stuck INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE INDEX IF NOT EXISTS tasks_by_received ON tasks (received_at);
 CREATE TABLE IF NOT EXISTS report_attempts (
     task_id TEXT NOT NULL,
     at TEXT NOT NULL,
@@ -262,15 +263,22 @@ class Ledger:
         ).fetchall()
         return [self._from_row(row) for row in rows]
 
-    def records(self, state: TaskState | None = None, limit: int = 1000) -> list[TaskRecord]:
-        """Return task records, newest first, optionally of one state."""
-        if state is None:
-            rows = self._db.execute("SELECT * FROM tasks ORDER BY received_at DESC LIMIT ?", (limit,))
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM tasks WHERE state = ? ORDER BY received_at DESC LIMIT ?", (state.value, limit)
-            )
-        return [self._from_row(row)[0] for row in rows.fetchall()]
+    def records(
+        self, state: TaskState | None = None, limit: int = 1000, before: datetime | None = None
+    ) -> list[TaskRecord]:
+        """Return task records, newest first, optionally of one state or received before a time."""
+        conditions, parameters = [], []
+        if state is not None:
+            conditions.append("state = ?")
+            parameters.append(state.value)
+        if before is not None:
+            conditions.append("received_at < ?")
+            parameters.append(_text(before))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._db.execute(
+            f"SELECT * FROM tasks{where} ORDER BY received_at DESC LIMIT ?", (*parameters, limit)
+        ).fetchall()
+        return [self._from_row(row)[0] for row in rows]
 
     def _from_row(self, row: tuple[object, ...]) -> tuple[TaskRecord, str | None, int]:
         (task_id, task_type, payload, summary, state, received_at, started_at, finished_at, runs, success, result,

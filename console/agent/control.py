@@ -8,12 +8,16 @@ import os
 from datetime import datetime
 
 from ..ledger import LedgerError
+from ..records import TaskState
 from ..retrying import sleep_unless_woken
 from ..settings import public_settings
 
 log = logging.getLogger("console.agent")
 
 PRUNE_INTERVAL_SECONDS = 3600.0
+
+RECENT_RECORDS = 500
+"""Finished tasks the agent keeps in memory, for the console; older ones are read from the ledger."""
 
 CONTROL_INTERVAL_SECONDS = 0.5
 """How often the agent reads operator requests from the ledger."""
@@ -40,6 +44,7 @@ class ControlMixin:
                     log.info("operator request %s for task %s: %s", request.action, request.task_id or "-", outcome)
                     self._persist(self.ledger.finish_request, request.id, applied, outcome)
 
+                self._forget_old_records()
                 status = self.status()
                 if status != last_status:
                     self._persist(self.ledger.write_status, status)
@@ -48,6 +53,16 @@ class ControlMixin:
         finally:
             if not self._closed:
                 self._persist(self.ledger.write_status, self.status())
+
+    def _forget_old_records(self) -> None:
+        """Keep in memory only the newest RECENT_RECORDS finished tasks; the ledger keeps the rest."""
+        finished = [
+            task_id
+            for task_id, record in self.tasks.items()
+            if record.state in (TaskState.DONE, TaskState.REJECTED)
+        ]
+        for task_id in finished[: max(len(finished) - RECENT_RECORDS, 0)]:
+            del self.tasks[task_id]
 
     def _prune_ledger(self) -> None:
         try:

@@ -44,7 +44,7 @@ from ..ledger import AgentLock, Ledger, LedgerError, prepare_state_dir
 from ..records import TaskRecord, TaskState
 from ..retrying import sleep_unless_woken, wait_for_hub
 from ..settings import Settings
-from .control import ControlMixin
+from .control import RECENT_RECORDS, ControlMixin
 from .exits import EXIT_OK
 from .heartbeat import HeartbeatMixin
 from .polling import PollingMixin
@@ -54,9 +54,6 @@ log = logging.getLogger("console.agent")
 
 MAX_HANDLER_RUNS = 2
 """Handler starts allowed per task across agent restarts, so a task that crashes the agent cannot loop."""
-
-RECENT_RECORDS = 500
-"""Delivered tasks loaded from the ledger at start, for the console; older ones stay on disk only."""
 
 class HealthSource(Protocol):
     """Where heartbeats get their health snapshot from."""

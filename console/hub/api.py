@@ -25,7 +25,6 @@ from console.hub.ratelimit import RateLimiter, retry_after_header
 from console.hub.store import HubStore, ResultOutcome
 from console.hub.validation import (
     InvalidJson,
-    error,
     decode_for_record,
     decode_json,
     json_invalid_error,

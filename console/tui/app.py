@@ -577,10 +577,9 @@ class TrustConsoleApp(App[int]):
         times = [record.received_at for record in window]
         times.extend(record.received_at for record in self.history.records.values())
         before = min(times, default=None)
-        newer_known = len(self.agent.tasks) + len(self.history.records)
         self.history.loading = True
         self._show_table_titles()
-        read_page = partial(read_older_page, self.agent.ledger.path.parent, before, newer_known)
+        read_page = partial(read_older_page, self.agent.ledger.path.parent, before)
         self.run_worker(read_page, name="ledger page", group="history", thread=True, exclusive=True,
                         exit_on_error=False)
         self.refresh_bindings()

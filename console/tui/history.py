@@ -20,26 +20,16 @@ MAX_KEPT_RESULT_CHARS = 2000
 
 
 def read_older_page(
-    state_dir: Path, before: datetime | None, newer_known: int, page_size: int = PAGE_SIZE
+    state_dir: Path, before: datetime | None, page_size: int = PAGE_SIZE
 ) -> tuple[list[TaskRecord], bool]:
     """Read up to `page_size` tasks received before `before`, newest first; also return whether more remain.
 
     Runs in a worker thread, so it opens a connection of its own: the
     agent's connection belongs to the event loop's thread.
-    `newer_known` is how many ledger rows are expected to be newer than
-    `before`; the read starts with that many plus one page and widens until
-    it passes them.
     """
-    # TODO: Ledger.records has no `before` parameter, so each page reads every newer row again.
     ledger = Ledger(state_dir)
     try:
-        limit = newer_known + page_size + 1
-        while True:
-            rows = ledger.records(limit=limit)
-            older = [record for record in rows if before is None or record.received_at < before]
-            if len(older) > page_size or len(rows) < limit:
-                break
-            limit *= 2
+        older = ledger.records(limit=page_size + 1, before=before)
     finally:
         ledger.close()
     page = [_trim(record) for record in older[:page_size]]
