@@ -219,7 +219,7 @@ def run_attached_console(state_dir: Path) -> int:
 
     from .tui import TrustConsoleApp
 
-    TrustConsoleApp(agent).run()  # type: ignore[arg-type]
+    TrustConsoleApp(agent, title=f"trust-console (attached to {state_dir})").run()  # type: ignore[arg-type]
     return 0
 
 

@@ -608,6 +608,9 @@ class TrustConsoleApp(App[int]):
         """Quit, asking first while tasks are in flight; `ctrl+q` comes here too."""
         if isinstance(self.screen, ConfirmQuitScreen):
             return
+        if getattr(self.agent, "attached", False):
+            await self._quit()  # Detaching leaves the agent and its tasks running.
+            return
         in_flight = self.agent.in_flight
         if in_flight > 0 and not self.agent.stopped:
             self.push_screen(ConfirmQuitScreen(in_flight, draining=self.draining), self._act_on_quit_choice)
