@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-from collections.abc import Iterator
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,18 +14,11 @@ from starlette.routing import Route
 
 from .agent import Agent
 from .metrics import AgentMetrics, assess_health
+from .serving import LoopbackServer
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-
-
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGINT and SIGTERM to the headless runner."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def create_health_app(agent: Agent, metrics: AgentMetrics) -> Starlette:
@@ -48,31 +38,27 @@ class HealthServer:
 
     def __init__(self, agent: Agent, port: int) -> None:
         self.metrics = AgentMetrics(agent)
-        config = uvicorn.Config(
-            create_health_app(agent, self.metrics), host=LOOPBACK, port=port, log_level="warning", access_log=False
-        )
-        self._server = _QuietServer(config)
-        self._task: asyncio.Task[None] | None = None
         self.port = port
+        self._server = LoopbackServer(
+            create_health_app(agent, self.metrics), label="The health server", name="health", port=port, lifespan="off"
+        )
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start serving; raises OSError naming METRICS_PORT when the port cannot be bound."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            listener.bind((LOOPBACK, self.port))
-        except OSError as error:
-            listener.close()
-            raise OSError(f"METRICS_PORT {self.port} cannot be used ({error.strerror}); choose a free port") from None
-        self.port = listener.getsockname()[1]
-        self._task = asyncio.create_task(self._server.serve(sockets=[listener]), name="health-server")
-        while not self._server.started and not self._task.done():
+        """Start serving in the running loop; raises OSError naming METRICS_PORT when the port cannot be bound."""
+        self._task = asyncio.create_task(self._server.serve(), name="health-server")
+        while not self._server.is_running:
+            if self._task.done():
+                error = self._task.exception()
+                reason = error.strerror if isinstance(error, OSError) else repr(error)
+                raise OSError(f"METRICS_PORT {self.port} cannot be used ({reason}); choose a free port")
             await asyncio.sleep(0.01)
-        log.info("health and metrics on http://%s:%d/healthz and /metrics", LOOPBACK, self.port)
+        self.port = self._server.port
+        log.info("health and metrics on %s/healthz and /metrics", self._server.base_url)
 
     async def stop(self) -> None:
         if self._task is None:
             return
-        self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError, SystemExit):
+        self._server.request_stop()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import WAIT_SECONDS, running, wait_until
 
@@ -117,3 +119,18 @@ async def test_metrics_after_known_run(embedded_hub: EmbeddedHub, make_settings)
     assert samples[("trust_console_oldest_undelivered_result_age_seconds", ())] == 0
     assert samples[("trust_console_heartbeat_round_trip_seconds_count", ())] >= 1
     assert samples[("trust_console_connectivity", (("state", "online"),))] == 1
+
+
+async def test_port_in_use_names_metrics_port(embedded_hub: EmbeddedHub, make_settings) -> None:
+    agent = Agent(make_settings())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = HealthServer(agent, port)
+
+        with pytest.raises(OSError) as raised:
+            await server.start()
+
+    assert f"METRICS_PORT {port}" in str(raised.value)
+    await agent.close()
