@@ -194,6 +194,35 @@ class AgentStopped(AgentEvent):
     reason: str
 
 
+@dataclass(frozen=True)
+class HubReply:
+    """One reply from the hub, or its absence, as an event reports it."""
+
+    endpoint: str
+    """"heartbeat", "poll" or "report"."""
+    status_code: int | None
+    """None when no reply arrived (timeout, refused connection)."""
+    retry_in_seconds: float | None = None
+
+
+def hub_reply(event: AgentEvent) -> HubReply | None:
+    """Return the hub reply an event reports, or None for events about something else."""
+    match event:
+        case HeartbeatOk(status_code=status):
+            return HubReply("heartbeat", status)
+        case HeartbeatFailed(status_code=status, retry_in_seconds=wait):
+            return HubReply("heartbeat", status, wait)
+        case PollCompleted(status_code=status):
+            return HubReply("poll", status)
+        case PollFailed(status_code=status, retry_in_seconds=wait):
+            return HubReply("poll", status, wait)
+        case TaskReported(status_code=status):
+            return HubReply("report", status)
+        case ReportFailed(status_code=status, retry_in_seconds=wait):
+            return HubReply("report", status, wait)
+    return None
+
+
 Subscriber = Callable[[AgentEvent], None]
 
 

@@ -11,21 +11,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter as CounterMetric, Histogram
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as CounterMetric
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .agent import Agent
-from .events import (
-    AgentEvent,
-    Connectivity,
-    HeartbeatFailed,
-    HeartbeatOk,
-    PollCompleted,
-    PollFailed,
-    ReportFailed,
-    TaskReported,
-)
+from .events import AgentEvent, Connectivity, HeartbeatOk, hub_reply
 from .records import TaskState
 
 UNREACHABLE_HEARTBEATS = 3
@@ -60,25 +52,14 @@ class AgentMetrics:
         agent.bus.subscribe(self.observe)
 
     def observe(self, event: AgentEvent) -> None:
-        match event:
-            case HeartbeatOk(round_trip_seconds=round_trip):
-                self._count("heartbeat", 200)
-                self.heartbeat_round_trip.observe(round_trip)
-            case HeartbeatFailed(status_code=status):
-                self._count("heartbeat", status)
-            case PollCompleted():
-                self._count("pending", 200)
-            case PollFailed(status_code=status):
-                self._count("pending", status)
-            case TaskReported(status_code=status):
-                self._count("result", status)
-            case ReportFailed(status_code=status):
-                self._count("result", status)
-
-    def _count(self, endpoint: str, status: int | None) -> None:
-        self.hub_responses.labels(endpoint=endpoint, status=str(status) if status else "error").inc()
-        if status == 429:
-            self.rate_limited_waits.labels(endpoint=endpoint).inc()
+        reply = hub_reply(event)
+        if reply is None:
+            return
+        self.hub_responses.labels(endpoint=reply.endpoint, status=str(reply.status_code or "error")).inc()
+        if reply.status_code == 429:
+            self.rate_limited_waits.labels(endpoint=reply.endpoint).inc()
+        if isinstance(event, HeartbeatOk):
+            self.heartbeat_round_trip.observe(event.round_trip_seconds)
 
 
 class _StateCollector(Collector):

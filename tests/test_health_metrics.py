@@ -110,10 +110,10 @@ async def test_metrics_after_known_run(embedded_hub: EmbeddedHub, make_settings)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-    assert samples[("trust_console_hub_responses_total", (("endpoint", "result"), ("status", "200")))] == 3
-    assert samples[("trust_console_hub_responses_total", (("endpoint", "result"), ("status", "500")))] == 1
-    assert samples[("trust_console_hub_responses_total", (("endpoint", "result"), ("status", "429")))] == 1
-    assert samples[("trust_console_rate_limited_waits_total", (("endpoint", "result"),))] == 1
+    assert samples[("trust_console_hub_responses_total", (("endpoint", "report"), ("status", "200")))] == 3
+    assert samples[("trust_console_hub_responses_total", (("endpoint", "report"), ("status", "500")))] == 1
+    assert samples[("trust_console_hub_responses_total", (("endpoint", "report"), ("status", "429")))] == 1
+    assert samples[("trust_console_rate_limited_waits_total", (("endpoint", "report"),))] == 1
     assert samples[("trust_console_tasks", (("state", "done"),))] == 3
     assert samples[("trust_console_tasks", (("state", "awaiting_report"),))] == 0
     assert samples[("trust_console_oldest_undelivered_result_age_seconds", ())] == 0

@@ -7,15 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from console.events import (
-    AgentEvent,
-    HeartbeatFailed,
-    HeartbeatOk,
-    PollCompleted,
-    PollFailed,
-    ReportFailed,
-    TaskReported,
-)
+from console.events import AgentEvent, HeartbeatOk, hub_reply
 
 MAX_ROUND_TRIPS = 60
 """Heartbeat round trips kept for the sparkline, newest last."""
@@ -66,22 +58,12 @@ class ConnectivityStats:
 
     def record(self, event: AgentEvent) -> bool:
         """Count one event; return False for events that carry nothing for this view."""
-        match event:
-            case HeartbeatOk(round_trip_seconds=round_trip):
-                self.round_trips.append(round_trip)
-                self._count("heartbeat", 200, event.at)
-            case HeartbeatFailed(status_code=status, retry_in_seconds=wait):
-                self._count("heartbeat", status, event.at, wait)
-            case PollCompleted():
-                self._count("poll", 200, event.at)
-            case PollFailed(status_code=status, retry_in_seconds=wait):
-                self._count("poll", status, event.at, wait)
-            case TaskReported(status_code=status):
-                self._count("report", status, event.at)
-            case ReportFailed(status_code=status, retry_in_seconds=wait):
-                self._count("report", status, event.at, wait)
-            case _:
-                return False
+        reply = hub_reply(event)
+        if reply is None:
+            return False
+        if isinstance(event, HeartbeatOk):
+            self.round_trips.append(event.round_trip_seconds)
+        self._count(reply.endpoint, reply.status_code, event.at, reply.retry_in_seconds)
         return True
 
     def _count(self, endpoint: str, status_code: int | None, at: datetime, wait: float | None = None) -> None:
