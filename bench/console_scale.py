@@ -1,15 +1,17 @@
-"""Console at scale: batch updates and key presses with 10,000 tasks in the table.
+"""Console at scale: batch updates and key presses with 10,000 tasks held by the agent.
 
 The console runs under Textual's test driver (`app.run_test`) in this
-process, hosting a real agent on the embedded hub. Two wrappers, set on the
-app instance only, time its work:
+process, hosting a real agent on the embedded hub, whose ledger is seeded
+first. Wrappers set on the instances only time the console's work:
 
-- the flush that applies queued row changes (`TrustConsoleApp._flush_updates`,
-  which the app calls every 0.25 s and which coalesces rows marked dirty);
+- the app's flush that applies queued row changes (`_flush_updates`, which
+  the app calls every 0.25 s and which coalesces rows marked dirty);
+- the DataTable's deferred work on column widths and its virtual size,
+  which Textual runs when the table is idle;
 - each screen repaint (`Screen._compositor_refresh`). The test driver skips
   turning a repaint into terminal escape codes, so the wrapper of
-  `App._display` does that step too and discards the text, as a terminal
-  write would cost it.
+  `App._display` does that step too and discards the text, since a real
+  terminal would need it.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from textual._compositor import CompositorUpdate
 from console.agent import Agent
 from console.assembly import build_agent
 from console.events import TaskEvent, TaskFinished, TaskReported, TaskStarted
+from console.ledger import Ledger
 from console.records import ReportAttempt, TaskRecord, TaskState
 from console.settings import Settings
 from console.tui import TrustConsoleApp
 
 from .hubs import API_KEY, embedded_hub
+from .processes import LOOPBACK_SERVICE_URL
 from .results import BenchError, BenchmarkResult, Figure, Target, median, percentile
 from .scale import Scale
 
@@ -45,15 +49,19 @@ TITLE = "Console at scale"
 TERMINAL_SIZE = (140, 40)
 BATCH_SIZE = 100
 BURST_KEY_PRESSES = 10
-"""Presses after the burst; each may wait seconds, and all must land while the burst's rows are under a minute old."""
+"""Presses after the burst, which must all land while the burst's rows are under a minute old."""
 BATCHES = 9
 """Three passes of three state changes (started, finished, reported) over three groups of rows."""
 
 FILL_TIMEOUT_SECONDS = 180.0
 REPAINT_TIMEOUT_SECONDS = 30.0
 SETTLE_TIMEOUT_SECONDS = 60.0
+MAX_OLDER_PAGES = 20
+PAGE_TIMEOUT_SECONDS = 30.0
+LOOPBACK_SERVICES = {"data_access_api_url": LOOPBACK_SERVICE_URL, "imaging_api_url": LOOPBACK_SERVICE_URL}
+"""The trust's local services, pointed at a closed loopback port, so no handler can reach another host."""
 FULL_RECHECK_WAIT_SECONDS = 12.0
-"""The app rebuilds every row every 10 s; wait this long to time one such flush."""
+"""Seconds to wait for one of the flushes that rebuild every row, which the app runs every 10 s."""
 
 TASK_TYPES = [
     ("cohort_query", 40, "encrypted_project_id, query, query_id, query_name, trust_id"),
@@ -69,8 +77,8 @@ TASK_TYPES = [
 def seed_records(count: int, now: datetime, rng: random.Random) -> list[TaskRecord]:
     """Build `count` records as a day of a busy trust leaves them, oldest first.
 
-    Most are delivered; about 3% failed, 0.5% were rejected, some needed more
-    than one report attempt, and the newest 30 are queued, running or
+    Most are delivered. About 3% failed, 0.5% were rejected and 2% needed
+    more than one report attempt. The newest 30 are queued, running or
     awaiting their report.
     """
     names = [name for name, _, _ in TASK_TYPES]
@@ -157,7 +165,7 @@ class Probe:
 
     def timed_flush(self) -> Timing:
         table = self.app.task_table
-        # A full rebuild of the table, every 10 s; private, so a missing flag reads as "not known".
+        # The table's private flag for a full rebuild (every 10 s); None when a new version drops it.
         rebuild = getattr(table, "_rebuild", None)
         start = time.perf_counter()
         self.flush()
@@ -274,29 +282,116 @@ async def _press_keys(pilot: Any, probe: Probe, presses: int, rng: random.Random
         begin = time.perf_counter()
         await pilot.press("down")
         selected = table.selected_task_id
-        repaint = await probe.next_repaint(
-            begin, lambda timing: timing.detail["cursor_row"] == expected and timing.detail["detail"] == selected
-        )
+
+        def shows_press(timing: Timing) -> bool:
+            # The detail pane shows nothing for a task it cannot look up; otherwise it must show the new one.
+            detail_task_id = timing.detail["detail"]
+            return timing.detail["cursor_row"] == expected and detail_task_id in (selected, None)
+
+        repaint = await probe.next_repaint(begin, shows_press)
         latencies.append(repaint.end - begin)
     return latencies
 
 
-async def _measure(scale: Scale, directory: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+async def _apply_batches(pilot: Any, probe: Probe, agent: Agent, rng: random.Random, progress: Callable[[str], None]) -> list[dict[str, float]]:
+    """Apply BATCHES batches of state changes to rows on top of the table; return each batch's timings."""
+    table = probe.app.task_table
+    # The agent's rows nearest the top of the table, the visible ones among them, in the order shown.
+    top = [agent.tasks[row.key.value] for row in table.ordered_rows if row.key.value in agent.tasks][: 3 * BATCH_SIZE]
+    if len(top) < 3 * BATCH_SIZE:
+        raise BenchError(f"the table shows only {len(top)} of the agent's tasks; the batches need {3 * BATCH_SIZE}")
+    batches = []
+    for number in range(BATCHES):
+        group = top[(number // 3 % 3) * BATCH_SIZE : (number // 3 % 3 + 1) * BATCH_SIZE]
+        probe.hold = True
+        await probe.table_settled()
+        await pilot._wait_for_screen()
+        begin = time.perf_counter()
+        for event in _change_batch(agent, group, number % 3):
+            agent.bus.publish(event)
+        await pilot._wait_for_screen()
+        handled = time.perf_counter()
+        flush = probe.timed_flush()
+        settled = await probe.table_settled()
+        repaint = await probe.next_repaint(max(flush.end, settled))
+        probe.hold = False
+        idle_work = sum(timing.seconds for timing in probe.idle_work if flush.end <= timing.start <= repaint.start)
+        batches.append(
+            {
+                "total": repaint.end - begin,
+                "events": handled - begin,
+                "flush": flush.seconds,
+                "idle_work": idle_work,
+                "repaint": repaint.seconds,
+            }
+        )
+        await asyncio.sleep(rng.uniform(0.1, 0.4))
+    progress(f"batch of {BATCH_SIZE}: median {median([batch['total'] for batch in batches]) * 1000:,.0f} ms")
+    return batches
+
+
+async def _load_older(pilot: Any, app: TrustConsoleApp) -> int:
+    """Press `o` until the console loads no more older tasks; return the number of pages loaded."""
+    history = app.history
+    pages = 0
+    for _ in range(MAX_OLDER_PAGES):
+        if not history.can_load:
+            break
+        await pilot.press("o")
+        deadline = time.perf_counter() + PAGE_TIMEOUT_SECONDS
+        while history.loading and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        if history.loading:
+            raise BenchError(f"a page of older tasks took over {PAGE_TIMEOUT_SECONDS:g} s to load")
+        pages += 1
+    return pages
+
+
+def seed_ledger(state_dir: Path, records: list[TaskRecord]) -> None:
+    """Write finished records to a new ledger through the ledger's own methods, in one transaction."""
+    ledger = Ledger(state_dir)
+    # One transaction instead of a synced commit per write makes seeding take seconds, not a minute.
+    database = ledger._db
+    database.execute("BEGIN")
+    try:
+        for record in records:
+            ledger.record_received(record, None)
+            ledger.record_started(record)
+            ledger.record_finished(record)
+            for attempt in record.report_attempts:
+                ledger.record_attempt(record.task_id, attempt)
+            if record.state is TaskState.REJECTED:
+                ledger.record_rejected(record)
+            else:
+                ledger.record_delivered(record, record.report_attempts[-1].at)
+        database.execute("COMMIT")
+    finally:
+        ledger.close()
+
+
+async def measure_console(scale: Scale, directory: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+    rng = random.Random(20240601)
+    records = seed_records(scale.console_tasks, datetime.now(timezone.utc), rng)
+    finished = [record for record in records if record.state in (TaskState.DONE, TaskState.REJECTED)]
+    in_flight = [record for record in records if record.state not in (TaskState.DONE, TaskState.REJECTED)]
+    seed_ledger(directory / "state", finished)
+    progress(f"ledger seeded with {len(finished):,} finished tasks")
+
     with embedded_hub() as hub:
         settings = Settings(
             _env_file=None,
             central_hub_api_url=hub.api_url,
             trust_api_key=SecretStr(API_KEY),
             state_dir=directory / "state",
+            **LOOPBACK_SERVICES,
         )
         agent = build_agent(settings)
-        rng = random.Random(20240601)
-        records = seed_records(scale.console_tasks, datetime.now(timezone.utc), rng)
-        agent.tasks.update((record.task_id, record) for record in records)
+        # Tasks in flight go to memory only: from the ledger, the agent would run or report them again.
+        agent.tasks.update((record.task_id, record) for record in in_flight)
 
         app = TrustConsoleApp(agent, screenshot_dir=directory)
         probe = Probe(app)
-        measured: dict[str, Any] = {}
+        measured: dict[str, Any] = {"held": len(records), "in_memory": len(agent.tasks)}
         async with app.run_test(size=TERMINAL_SIZE) as pilot:
             probe.watch_repaints()
             probe.watch_table_idle_work()
@@ -307,49 +402,16 @@ async def _measure(scale: Scale, directory: Path, progress: Callable[[str], None
                     raise BenchError(f"the table showed no row {FILL_TIMEOUT_SECONDS:g} s after start")
                 await asyncio.sleep(0.05)
             await probe.table_settled()
-            fill = probe.flushes[0]
-            measured["fill_seconds"] = fill.seconds
+            measured["fill_seconds"] = probe.flushes[0].seconds
             measured["rows"] = table.row_count
-            progress(f"{len(records):,} tasks held, {table.row_count:,} rows shown")
+            progress(f"{len(records):,} tasks held, {len(agent.tasks):,} in memory, {table.row_count:,} rows shown")
 
-            # Batches of updates, applied by the app's own flush at a moment the benchmark picks.
-            batches = []
-            # The rows on top of the table, the visible ones among them, in the order shown.
-            top = [agent.tasks[row.key.value] for row in table.ordered_rows[: 3 * BATCH_SIZE] if row.key.value in agent.tasks]
-            for number in range(BATCHES):
-                group = top[(number // 3 % 3) * BATCH_SIZE : (number // 3 % 3 + 1) * BATCH_SIZE]
-                probe.hold = True
-                await probe.table_settled()
-                await pilot._wait_for_screen()
-                begin = time.perf_counter()
-                for event in _change_batch(agent, group, number % 3):
-                    agent.bus.publish(event)
-                await pilot._wait_for_screen()
-                handled = time.perf_counter()
-                flush = probe.timed_flush()
-                settled = await probe.table_settled()
-                repaint = await probe.next_repaint(max(flush.end, settled))
-                probe.hold = False
-                idle_work = sum(timing.seconds for timing in probe.idle_work if flush.end <= timing.start <= repaint.start)
-                batches.append(
-                    {
-                        "total": repaint.end - begin,
-                        "events": handled - begin,
-                        "flush": flush.seconds,
-                        "idle_work": idle_work,
-                        "repaint": repaint.seconds,
-                    }
-                )
-                progress(f"batch {number + 1} of {BATCHES}: {(repaint.end - begin) * 1000:.0f} ms")
-                await asyncio.sleep(rng.uniform(0.1, 0.4))
-            measured["batches"] = batches
-
-            # Key presses with the seeded day on screen: a few rows change each second.
+            measured["batches"] = await _apply_batches(pilot, probe, agent, rng, progress)
             await probe.table_settled()
             measured["presses"] = await _press_keys(pilot, probe, scale.console_key_presses, rng)
-            progress(f"key press to repaint: median {median(measured['presses']) * 1000:.0f} ms")
+            progress(f"key press to repaint: median {median(measured['presses']) * 1000:,.0f} ms")
 
-            # Key presses right after a burst: every row younger than a minute shows a new age each second.
+            # A burst: every row younger than a minute shows a new age each second.
             for event in _burst(agent, BATCH_SIZE, rng):
                 agent.bus.publish(event)
             await probe.table_settled()
@@ -358,7 +420,17 @@ async def _measure(scale: Scale, directory: Path, progress: Callable[[str], None
             burst_seconds = time.perf_counter() - burst_started
             burst_work = [timing.seconds for timing in probe.idle_work if timing.start >= burst_started]
             measured["burst_idle_share"] = sum(burst_work) / burst_seconds
-            progress(f"after a burst: key press to repaint: median {median(measured['burst_presses']) * 1000:.0f} ms")
+            progress(f"after a burst: key press to repaint: median {median(measured['burst_presses']) * 1000:,.0f} ms")
+
+            # Older tasks paged in from the ledger, as many as the console holds.
+            measured["pages"] = await _load_older(pilot, app)
+            await probe.table_settled()
+            measured["loaded_rows"] = table.row_count
+            measured["loaded_presses"] = await _press_keys(pilot, probe, scale.console_key_presses, rng)
+            progress(
+                f"{measured['pages']} older pages loaded, {table.row_count:,} rows: key press to repaint:"
+                f" median {median(measured['loaded_presses']) * 1000:,.0f} ms"
+            )
 
             def rebuilds() -> list[float]:
                 return [timing.seconds for timing in probe.flushes[1:] if timing.detail["rebuild"]]
@@ -367,13 +439,14 @@ async def _measure(scale: Scale, directory: Path, progress: Callable[[str], None
             while time.perf_counter() < deadline and not rebuilds():
                 await asyncio.sleep(0.1)
             measured["rebuild_seconds"] = rebuilds()
+            measured["rebuild_rows"] = table.row_count
         await agent.close()
         return measured
 
 
 def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
     with tempfile.TemporaryDirectory(prefix="trust-console-bench-") as directory:
-        measured = asyncio.run(_measure(scale, Path(directory), progress))
+        measured = asyncio.run(measure_console(scale, Path(directory), progress))
 
     batches = measured["batches"]
     rows = measured["rows"]
@@ -391,7 +464,7 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
         Figure("- the app's flush into the table", milliseconds([b["flush"] for b in batches]), "ms", digits=0),
         Figure("- the table's column widths (DataTable idle work)", milliseconds([b["idle_work"] for b in batches]), "ms", digits=0),
         Figure("- the repaint", milliseconds([b["repaint"] for b in batches]), "ms", digits=0),
-        Figure("key press to repaint", milliseconds(measured["presses"]), "ms", target, digits=0, note=spread(measured["presses"])),
+        Figure(f"key press to repaint ({rows:,} rows)", milliseconds(measured["presses"]), "ms", target, digits=0, note=spread(measured["presses"])),
         Figure(
             f"key press to repaint, {BATCH_SIZE} rows under a minute old",
             milliseconds(measured["burst_presses"]),
@@ -400,20 +473,38 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
             digits=0,
             note=spread(measured["burst_presses"]) + f"; column-width work took {measured['burst_idle_share']:.0%} of the time",
         ),
+        Figure(
+            f"key press to repaint, older tasks loaded ({measured['loaded_rows']:,} rows)",
+            milliseconds(measured["loaded_presses"]),
+            "ms",
+            target,
+            digits=0,
+            note=spread(measured["loaded_presses"]),
+        ),
         Figure(f"first flush ({rows:,} rows)", [measured["fill_seconds"] * 1000], "ms", digits=0),
     ]
     if measured["rebuild_seconds"]:
-        figures.append(Figure("flush that rebuilds every row (every 10 s)", milliseconds(measured["rebuild_seconds"]), "ms", digits=0))
+        figures.append(
+            Figure(
+                f"flush that rebuilds every row, every 10 s ({measured['rebuild_rows']:,} rows)",
+                milliseconds(measured["rebuild_seconds"]),
+                "ms",
+                digits=0,
+            )
+        )
 
     method = f"""\
 The console (`TrustConsoleApp`) runs under Textual's test driver
 (`app.run_test`, {TERMINAL_SIZE[0]}×{TERMINAL_SIZE[1]}) in the benchmark's process, hosting an agent
-built by `build_agent` on default settings against the embedded hub. Before
-the app starts, `agent.tasks` is seeded with {scale.console_tasks:,} records of a day at a
-busy trust: FLIP task types, 3% failed, 0.5% rejected, a few with failed
-report attempts, and the newest 30 queued, running or awaiting their report.
-The table shows {rows:,} of them: the console shows the tasks in flight and the
-newest finished ones, and pages older ones in from the ledger on request.
+built by `build_agent` on default settings against the embedded hub. The
+agent holds {measured['held']:,} tasks of a day at a busy trust: FLIP task types, 3%
+failed, 0.5% rejected, a few with failed report attempts. The finished ones
+are written to its ledger before it starts, and the newest 30, queued,
+running or awaiting their report, are put in `agent.tasks`, because from the
+ledger the agent would run or report them again. The agent loads the newest
+finished tasks from its ledger, so it holds {measured['in_memory']:,} in memory, and the
+table shows {rows:,} rows: the console shows the tasks the agent holds in
+memory and pages older ones in from the ledger when `o` is pressed.
 
 Wrappers on the instances time the app's flush (`_flush_updates`, which
 applies the rows marked dirty), the DataTable's own deferred work on the
@@ -422,20 +513,22 @@ Textual runs when the table is idle) and each repaint
 (`Screen._compositor_refresh`, plus turning the update into terminal output,
 which the test driver skips).
 
-- **Batch of {BATCH_SIZE} updates**: {BATCH_SIZE} rows, among them every visible one, move one
-  state on (started, finished or reported), and the {BATCH_SIZE} matching events go
-  through the agent's event bus. The figure runs from the first event to the
-  end of the first repaint after the flush and the table's deferred work.
-  The app's 0.25 s flush timer is held during the batch and the flush is
-  called at once, so the figure leaves out the wait for the timer, which
-  adds up to 250 ms by design. {BATCHES} batches; the rows end as they began.
+- **Batch of {BATCH_SIZE} updates**: {BATCH_SIZE} of the agent's rows nearest the top, the
+  visible ones among them, move one state on (started, finished or
+  reported), and the {BATCH_SIZE} matching events go through the agent's event bus.
+  The figure runs from the first event to the end of the first repaint after
+  the flush and the table's deferred work. The app's 0.25 s flush timer is
+  held during the batch and the flush is called at once, so the figure
+  leaves out the wait for the timer, which adds up to 250 ms by design.
+  {BATCHES} batches; the rows end as they began.
 - **Key press to repaint**: `down` is pressed {scale.console_key_presses} times (`pilot.press`) at
   random moments, so some presses meet the app's own flushes and one-second
   ticks. The figure runs from the press to the end of the first repaint
   that shows the cursor on the next row and that row's task in the detail
-  pane. It is measured twice: with the seeded day on screen, and, with
-  {BURST_KEY_PRESSES} presses, just after {BATCH_SIZE} more tasks were received and delivered,
-  so {BATCH_SIZE} rows show an age in seconds that changes every second.
+  pane. It is measured three times: as the console starts; with {BURST_KEY_PRESSES} presses
+  just after {BATCH_SIZE} more tasks were received and delivered, so {BATCH_SIZE} rows show
+  an age in seconds that changes every second; and after `o` was pressed
+  until the console would load no more older tasks ({measured['pages']} pages).
 
 The private `pilot._wait_for_screen` waits for the app to handle the
 batch's events; the wrapped methods are Textual's private ones, so this

@@ -23,7 +23,7 @@ AGENT_SETTINGS = {
 }
 
 RUN_LIMIT_SECONDS = 300.0
-"""Longest a drain by the agent or the bare loop may take before the run counts as failed."""
+"""Maximum seconds a drain by the agent or the bare loop may take before the run counts as failed."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class DrainRun:
     seconds: float
 
 
-def _measure(space: Workspace, design: str, delivered: int, whole_cycles: bool) -> DrainRun:
+def measure_rate(space: Workspace, design: str, delivered: int, whole_cycles: bool) -> DrainRun:
     """Compute the rate from the hub's records: first poll to last accepted result.
 
     With `whole_cycles`, for a capped run of the classic loop, the rate is taken
@@ -66,7 +66,7 @@ def run_agent(tasks: int) -> DrainRun:
         delivered = accepted_results(space.hub)
         if not done or delivered < tasks:
             raise space.fail(f"trust-console delivered {delivered} of {tasks} results")
-        return _measure(space, "trust-console", delivered, whole_cycles=False)
+        return measure_rate(space, "trust-console", delivered, whole_cycles=False)
 
 
 def run_loop(design: str, tasks: int, cap_seconds: float) -> DrainRun:
@@ -86,7 +86,7 @@ def run_loop(design: str, tasks: int, cap_seconds: float) -> DrainRun:
         capped = delivered < tasks
         if capped and design == "bare":
             raise space.fail(f"the bare loop delivered {delivered} of {tasks} results")
-        return _measure(space, design, delivered, whole_cycles=capped)
+        return measure_rate(space, design, delivered, whole_cycles=capped)
 
 
 def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:

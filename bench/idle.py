@@ -22,6 +22,8 @@ PARTS = 3
 """The window is read in this many equal parts; each CPU figure is the median of the parts."""
 
 MEGABYTE = 1_000_000
+"""The targets' MB are read as 10^6 bytes, the stricter reading; the notes give MiB too."""
+MEBIBYTE = 1 << 20
 
 TERMINAL_SIZE = (140, 40)
 
@@ -79,8 +81,22 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
         label = "trust-console --headless" if name == "headless" else "trust-console (console)"
         figures += [
             Figure(f"{label}: CPU", cpu_parts, "% of one core", cpu_target, digits=2, note=f"whole window {whole:.2f}%"),
-            Figure(f"{label}: resident memory (VmRSS)", [series[-1].rss_bytes / MEGABYTE], "MB", memory_target, digits=1),
-            Figure(f"{label}: peak resident memory (VmHWM)", [series[-1].peak_rss_bytes / MEGABYTE], "MB", memory_target, digits=1),
+            Figure(
+                f"{label}: resident memory (VmRSS)",
+                [series[-1].rss_bytes / MEGABYTE],
+                "MB",
+                memory_target,
+                digits=1,
+                note=f"{series[-1].rss_bytes / MEBIBYTE:.1f} MiB",
+            ),
+            Figure(
+                f"{label}: peak resident memory (VmHWM)",
+                [series[-1].peak_rss_bytes / MEGABYTE],
+                "MB",
+                memory_target,
+                digits=1,
+                note=f"{series[-1].peak_rss_bytes / MEBIBYTE:.1f} MiB",
+            ),
         ]
 
     method = f"""\
@@ -93,7 +109,7 @@ because `TRUST_INTERNAL_SERVICE_KEY` is unset. After both have sent a
 heartbeat and {SETTLE_SECONDS:g} more seconds have passed, each process is read from
 `/proc/<pid>/stat` (utime + stime) and `/proc/<pid>/status` (VmRSS, VmHWM)
 at the start and after each third of a {scale.idle_window_seconds:g}-second window. The CPU
-figure is the median of the three thirds, as a percentage of one core; the
+figure is the median of the three thirds, as a percentage of one core. The
 memory figures are read at the end, in MB of 10^6 bytes. The hub accepted
 {heartbeats} heartbeats from the two in the window, and the console wrote
 {terminal_bytes / 1000:.0f} kB to its terminal in it."""

@@ -22,7 +22,7 @@ class Machine:
     python: str
     system: str
     filesystem: str
-    """The file system that holds the temporary STATE_DIRs, where the ledger's fsyncs go."""
+    """The file system of the temporary STATE_DIRs, which receives the ledger's fsyncs."""
     libraries: str
     commit: str
 

@@ -1,9 +1,10 @@
 """Child processes: trust-console headless or in a pseudo-terminal, the comparison loops, and /proc readings.
 
 Every child gets the kernel's parent-death signal (SIGKILL, through
-`setpriv --pdeathsig`), so none outlives a benchmark that crashes, and its
-settings come from a clean environment in a temporary working directory, so
-no `.env` file or exported setting of the developer's shell leaks in.
+`setpriv --pdeathsig`), so none outlives a benchmark that crashes. Its
+settings come from a clean environment, and it runs in a temporary working
+directory, so no `.env` file or exported setting of the developer's shell
+leaks in.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from console.settings import Settings
 from .hubs import API_KEY
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LOOPBACK_SERVICE_URL = "http://127.0.0.1:9"
+"""Port 9 (discard) is closed here; a request to it fails at once without leaving the machine."""
 STOP_SECONDS = 10.0
 """How long a child may take to exit after SIGTERM before it is killed."""
 
@@ -54,8 +57,11 @@ def agent_environment(hub: EmbeddedHub, state_dir: Path, **settings: Any) -> dic
             "CENTRAL_HUB_API_URL": hub.api_url,
             "TRUST_API_KEY": API_KEY,
             "STATE_DIR": str(state_dir),
-            # Loopback only: no proxy may carry the benchmark's requests anywhere else.
+            # Loopback only: no proxy may carry a request anywhere else, and the trust's local
+            # services point at a closed loopback port, so no handler can reach another host.
             "NO_PROXY": "*",
+            "DATA_ACCESS_API_URL": LOOPBACK_SERVICE_URL,
+            "IMAGING_API_URL": LOOPBACK_SERVICE_URL,
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -146,7 +152,7 @@ class PseudoTerminal:
     """A child process whose stdin, stdout and stderr are a pseudo-terminal of a fixed size.
 
     A thread reads everything the child writes, as a terminal emulator would,
-    so the child never blocks on a full buffer; it counts the bytes for the report.
+    so the child never blocks on a full buffer. It counts the bytes for the report.
     """
 
     def __init__(
