@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import time
 import traceback
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if output is None and not arguments.quick and arguments.only is None:
         output = REPORT_PATH
 
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     results = [run_one(name, scale) for name in selected]
     seconds = time.monotonic() - started
@@ -110,6 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         shown_arguments = " ".join(sys.argv[1:] if argv is None else argv)
         command = f".venv/bin/python -m bench {shown_arguments}".rstrip()
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(markdown(results, describe(ROOT), command, seconds))
+        output.write_text(markdown(results, describe(ROOT), command, seconds, load_before))
         print(f"\nReport written to {output}")
     return EXIT_FAILED if any(result.error is not None for result in results) else EXIT_OK

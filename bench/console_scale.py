@@ -425,6 +425,7 @@ async def measure_console(scale: Scale, directory: Path, progress: Callable[[str
             # Older tasks paged in from the ledger, as many as the console holds.
             measured["pages"] = await _load_older(pilot, app)
             await probe.table_settled()
+            loaded_at = time.perf_counter()
             measured["loaded_rows"] = table.row_count
             measured["loaded_presses"] = await _press_keys(pilot, probe, scale.console_key_presses, rng)
             progress(
@@ -432,14 +433,19 @@ async def measure_console(scale: Scale, directory: Path, progress: Callable[[str
                 f" median {median(measured['loaded_presses']) * 1000:,.0f} ms"
             )
 
-            def rebuilds() -> list[float]:
-                return [timing.seconds for timing in probe.flushes[1:] if timing.detail["rebuild"]]
+            def rebuilds() -> list[tuple[float, int]]:
+                return [
+                    (timing.seconds, timing.detail["rows"])
+                    for timing in probe.flushes
+                    if timing.start > loaded_at and timing.detail["rebuild"]
+                ]
 
             deadline = time.perf_counter() + FULL_RECHECK_WAIT_SECONDS
             while time.perf_counter() < deadline and not rebuilds():
                 await asyncio.sleep(0.1)
-            measured["rebuild_seconds"] = rebuilds()
-            measured["rebuild_rows"] = table.row_count
+            loaded_rows = table.row_count
+            measured["rebuild_seconds"] = [seconds for seconds, rows in rebuilds() if rows == loaded_rows]
+            measured["rebuild_rows"] = loaded_rows
         await agent.close()
         return measured
 
@@ -490,6 +496,7 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
                 milliseconds(measured["rebuild_seconds"]),
                 "ms",
                 digits=0,
+                note=f"maximum {max(measured['rebuild_seconds']) * 1000:,.0f} ms",
             )
         )
 

@@ -31,7 +31,7 @@ from textual.widgets.data_table import ColumnKey
 
 from .drain import AGENT_SETTINGS, RUN_LIMIT_SECONDS, DrainRun, measure_rate, run_loop
 from .hubs import accepted_results, wait_until
-from .results import median
+from .results import median, percentile
 from .runs import ECHO_PAYLOAD, running, workspace
 from .scale import QUICK
 
@@ -109,12 +109,18 @@ def run_console() -> None:
     for label, patch in (("as built", contextlib.nullcontext()), ("columns only widen", widen_columns_only())):
         with patch, tempfile.TemporaryDirectory(prefix="trust-console-bench-") as directory:
             measured = asyncio.run(console_scale.measure_console(scale, Path(directory), lambda message: None))
-        batch = median([batch["total"] for batch in measured["batches"]]) * 1000
-        steady = median(measured["presses"]) * 1000
-        burst = median(measured["burst_presses"]) * 1000
+        batches = measured["batches"]
+
+        def batch_median(part: str) -> float:
+            return median([batch[part] for batch in batches]) * 1000
+
         print(
-            f"  {label:<20} batch of 100: {batch:,.0f} ms; key press: {steady:,.0f} ms,"
-            f" {burst:,.0f} ms with 100 rows under a minute old",
+            f"  {label}: batch of 100 {batch_median('total'):,.0f} ms (events {batch_median('events'):,.0f},"
+            f" flush {batch_median('flush'):,.0f}, column widths {batch_median('idle_work'):,.0f},"
+            f" repaint {batch_median('repaint'):,.0f}); key press {median(measured['presses']) * 1000:,.0f} ms,"
+            f" {median(measured['burst_presses']) * 1000:,.0f} ms with 100 rows under a minute old,"
+            f" {median(measured['loaded_presses']) * 1000:,.0f} ms with older tasks loaded"
+            f" (p95 {percentile(measured['loaded_presses'], 0.95) * 1000:,.0f} ms)",
             flush=True,
         )
 

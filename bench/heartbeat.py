@@ -81,6 +81,11 @@ def _slow_poll_runs(runs: int, window_seconds: float) -> tuple[list[float], list
         return gaps, slow_polls
 
 
+def _poll_count_text(counts: list[int]) -> str:
+    low, high = min(counts), max(counts)
+    return f"{low} polls" if low == high else f"{low} to {high} polls"
+
+
 def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
     long_gaps = _long_task_runs(scale.runs, scale.long_task_seconds)
     progress("long task: largest gaps " + ", ".join(f"{gap:.2f} s" for gap in long_gaps))
@@ -101,7 +106,7 @@ cores.
   hand-out to its accepted result.
 - **Slow polls**: the hub holds every poll for {POLL_DELAY_SECONDS:g} s
   (`faults.set_delay("pending", {POLL_DELAY_SECONDS:g})`), longer than a heartbeat interval; the
-  window is {scale.slow_poll_window_seconds:g} s, in which each agent sent {min(slow_polls)} to {max(slow_polls)} polls."""
+  window is {scale.slow_poll_window_seconds:g} s, in which each agent sent {_poll_count_text(slow_polls)}."""
 
     figures = [
         Figure(

@@ -80,7 +80,7 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
         cpu_target, memory_target = targets[name]
         label = "trust-console --headless" if name == "headless" else "trust-console (console)"
         figures += [
-            Figure(f"{label}: CPU", cpu_parts, "% of one core", cpu_target, digits=2, note=f"whole window {whole:.2f}%"),
+            Figure(f"{label}: CPU, share of one core", cpu_parts, "%", cpu_target, digits=2, note=f"whole window {whole:.2f}%"),
             Figure(
                 f"{label}: resident memory (VmRSS)",
                 [series[-1].rss_bytes / MEGABYTE],

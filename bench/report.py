@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime, timezone
 
 from .machine import Machine
@@ -14,8 +15,12 @@ These figures come from `python -m bench`, which runs trust-console against
 the embedded hub on 127.0.0.1 and rewrites this page after a full run. Each
 figure is the median of its runs, listed beside it; each ratio divides two
 figures measured in the same round. The machine is shared, so repeat a run
-before trusting a small difference.
+before trusting a small difference. `python -m bench.experiments` measures
+changes that could close the missed targets, through run-time patches of the
+agent and the console; it writes nothing.
 """
+
+WIDTH = 78
 
 
 def summary_lines(results: list[BenchmarkResult]) -> list[str]:
@@ -45,7 +50,33 @@ def _table(result: BenchmarkResult) -> list[str]:
     return lines
 
 
-def markdown(results: list[BenchmarkResult], machine: Machine, command: str, seconds: float) -> str:
+def reflow(text: str) -> str:
+    """Wrap each paragraph and each `- ` list item of `text` to WIDTH columns."""
+    blocks = []
+    for block in text.strip().split("\n\n"):
+        items: list[list[str]] = []
+        for line in block.splitlines():
+            if line.startswith("- ") or not items:
+                items.append([line.strip()])
+            else:
+                items[-1].append(line.strip())
+        wrapped = [
+            textwrap.fill(
+                " ".join(item),
+                WIDTH,
+                subsequent_indent="  " if item[0].startswith("- ") else "",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            for item in items
+        ]
+        blocks.append("\n".join(wrapped))
+    return "\n\n".join(blocks)
+
+
+def markdown(
+    results: list[BenchmarkResult], machine: Machine, command: str, seconds: float, load_before: float
+) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [HEADER]
     lines += [
@@ -58,7 +89,7 @@ def markdown(results: list[BenchmarkResult], machine: Machine, command: str, sec
         f"- STATE_DIR file system: {machine.filesystem}",
         f"- Libraries: {machine.libraries}",
         f"- Code: commit {machine.commit}",
-        f"- Run: {when}, {seconds / 60:.1f} minutes",
+        f"- Run: {when}, {seconds / 60:.1f} minutes; load average over the minute before it: {load_before:.2f}",
         "",
         "Command, from the repository root:",
         "",
@@ -82,7 +113,7 @@ def markdown(results: list[BenchmarkResult], machine: Machine, command: str, sec
     lines.append("")
 
     for result in results:
-        lines += [f"## {result.title}", "", result.method, ""]
+        lines += [f"## {result.title}", "", reflow(result.method), ""]
         if result.error is not None:
             lines += ["The benchmark failed:", "", "```", result.error, "```", ""]
             continue

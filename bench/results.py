@@ -74,7 +74,8 @@ class Figure:
             return self.shown
         if self.value is None:
             return "no value"
-        return f"{format_number(self.value, self.digits)} {self.unit}".strip()
+        number = format_number(self.value, self.digits)
+        return f"{number}%" if self.unit == "%" else f"{number} {self.unit}".strip()
 
     def runs_text(self) -> str:
         if len(self.runs) <= 1:

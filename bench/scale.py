@@ -30,13 +30,13 @@ FULL = Scale(
     name="full",
     runs=3,
     drain_tasks=5000,
-    classic_drain_cap_seconds=20.0,
+    classic_drain_cap_seconds=15.0,
     long_task_seconds=60.0,
     classic_head_of_line_cap_seconds=70.0,
-    slow_poll_window_seconds=30.0,
+    slow_poll_window_seconds=25.0,
     idle_window_seconds=60.0,
     console_tasks=10_000,
-    console_key_presses=30,
+    console_key_presses=20,
     delivery_tasks_per_run=20,
 )
 
