@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="List the tasks in the ledger of STATE_DIR, newest first.")
     tasks.add_argument(
         "--state",
-        choices=[state.value.replace(" ", "-") for state in TaskState] + ["stuck"],
-        help="Show only tasks in this state.",
+        choices=[state.value.replace(" ", "-") for state in TaskState] + ["stuck", "failed"],
+        help="Show only tasks in this state; failed means the handler failed, whatever the report's state.",
     )
     tasks.add_argument("--limit", type=int, default=50, help="Show at most this many tasks (default: 50).")
 

@@ -57,6 +57,7 @@ async def run_headless(settings: Settings) -> int:
         name = signal.Signals(signum).name
         if signals_received == 1:
             log.info("%s received: draining (send it again to stop at once)", name)
+            agent.stop_claiming()
             drain_task = asyncio.create_task(agent.drain())
         else:
             log.warning("%s received again: stopping at once with %d task(s) in flight", name, agent.in_flight)

@@ -29,6 +29,13 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+"""Idle connections are dropped before 5 s, the keep-alive timeout of uvicorn and many proxies.
+
+Reusing a connection the server is closing at the same moment fails with
+"Server disconnected"; with a 5 s heartbeat both timers would meet.
+"""
+
 POLL = "pending"
 RESULT = "result"
 HEARTBEAT = "heartbeat"
@@ -159,7 +166,9 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
         verify=verify,
         # HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment apply (httpx's trust_env).
         trust_env=True,
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        limits=httpx.Limits(
+            max_connections=16, max_keepalive_connections=8, keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS
+        ),
         headers={settings.trust_api_key_header: settings.trust_api_key.get_secret_value()},
         follow_redirects=False,
     )

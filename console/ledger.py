@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .records import ReportAttempt, TaskRecord, TaskState
+from .text import printable
 
 log = logging.getLogger(__name__)
 
@@ -398,9 +399,18 @@ class _Transaction:
 
 
 def iter_lines(records: list[TaskRecord]) -> Iterator[str]:
-    """Format records as the columns of `trust-console tasks`."""
-    yield f"{'TASK ID':36}  {'TYPE':20}  {'STATE':15}  {'ATTEMPTS':8}  LAST ERROR"
+    """Format records as the columns of `trust-console tasks`, with hub text escaped."""
+    yield f"{'TASK ID':36}  {'TYPE':20}  {'STATE':24}  {'ATTEMPTS':8}  LAST ERROR"
     for record in records:
-        state = f"{record.state}{' (stuck)' if record.stuck else ''}"
-        error = (record.last_error or "").replace("\n", " ")[:60]
-        yield f"{record.task_id:36}  {record.task_type[:20]:20}  {state:15}  {len(record.report_attempts):8}  {error}"
+        state = str(record.state)
+        if record.success is False and record.state is TaskState.DONE:
+            state += " (failed)"
+        if record.stuck:
+            state += " (stuck)"
+        task_type = _cut(printable(record.task_type), 20)
+        error = _cut(printable(record.last_error), 80)
+        yield f"{printable(record.task_id):36}  {task_type:20}  {state:24}  {len(record.report_attempts):8}  {error}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -45,6 +45,9 @@ def run_ledger_command(args: argparse.Namespace, state_dir: Path) -> int:
 def list_tasks(ledger: Ledger, state: str | None, limit: int) -> int:
     if state == "stuck":
         records = [record for record in ledger.records(TaskState.AWAITING_REPORT, limit) if record.stuck]
+    elif state == "failed":
+        # NOTE: filtered after the query, so fewer than `limit` failed tasks may be listed.
+        records = [record for record in ledger.records(limit=limit) if record.success is False]
     else:
         records = ledger.records(TaskState(state.replace("-", " ")) if state else None, limit)
     for line in iter_lines(records):

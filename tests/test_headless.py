@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -31,11 +32,18 @@ def test_sigterm_drains_and_logs_each_step(embedded_hub: EmbeddedHub, api_key: s
 
     wait_for(lambda: all(store.task(task_id).status is TaskStatus.COMPLETED for task_id in short))
     assert store.task(long_task).status is TaskStatus.IN_PROGRESS
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
     process.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
+    # The signal is handled asynchronously: enqueue only once the agent says it stopped claiming.
+    wait_for(lambda: any("SIGTERM received" in line for line in lines))
     later = store.enqueue("echo", {}).id
     heartbeats_at_signal = len(store.records.heartbeats())
-    _, stderr = process.communicate(timeout=20)
+    process.wait(timeout=20)
+    reader.join(timeout=10)
+    stderr = "".join(lines)
 
     assert process.returncode == 0, stderr
     assert store.task(long_task).status is TaskStatus.COMPLETED

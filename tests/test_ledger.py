@@ -239,3 +239,24 @@ def test_cli_tasks_without_ledger_names_state_dir(tmp_path: Path) -> None:
     assert "missing" in completed.stderr
     assert not (tmp_path / "missing").exists()
     assert os.listdir(tmp_path) == []
+
+
+async def test_resumed_task_waits_for_identity(embedded_hub: EmbeddedHub, make_settings) -> None:
+    task_id = embedded_hub.store.enqueue("sleep", {"seconds": 0.1}).id
+    settings = make_settings(expected_trust_id="00000000-0000-4000-8000-000000000000")
+    ledger = Ledger(settings.state_dir)
+    record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
+    ledger.record_received(record, '{"seconds": 0.1}')
+    ledger.record_started(record)
+    ledger.close()
+    agent = Agent(settings)
+
+    exit_code = await asyncio.wait_for(agent.run(), 15)
+
+    ledger = Ledger(settings.state_dir)
+    stored, _, runs = ledger.load(task_id)
+    ledger.close()
+    assert exit_code == 2
+    assert runs == 1
+    assert stored.state is TaskState.RUNNING
+    assert embedded_hub.store.records.results() == []

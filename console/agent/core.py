@@ -248,6 +248,15 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self.ledger.close()
         self._lock.release()
 
+    def stop_claiming(self, timeout_seconds: float | None = None) -> None:
+        """Claim no new task from now on; a signal handler calls this before the drain task starts."""
+        if not self._claiming:
+            return
+        self._claiming = False
+        self._wake_poll.set()
+        timeout = self.settings.drain_timeout_seconds if timeout_seconds is None else timeout_seconds
+        self._publish(DrainStarted(in_flight=self.in_flight, timeout_seconds=timeout))
+
     async def drain(self, timeout_seconds: float | None = None) -> bool:
         """Stop claiming, let in-flight tasks finish and report, then stop; True if all were delivered.
 
@@ -255,9 +264,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         on until the drain ends.
         """
         timeout = self.settings.drain_timeout_seconds if timeout_seconds is None else timeout_seconds
-        self._claiming = False
-        self._wake_poll.set()
-        self._publish(DrainStarted(in_flight=self.in_flight, timeout_seconds=timeout))
+        self.stop_claiming(timeout)
 
         try:
             async with asyncio.timeout(timeout):

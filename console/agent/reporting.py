@@ -55,6 +55,11 @@ class ReportingMixin:
         await self._guard("report", self._report_forever)
 
     async def _report_forever(self) -> None:
+        # Work left from an earlier run waits for the hub to confirm this key's trust, like new work:
+        # with a mismatched EXPECTED_TRUST_ID nothing runs and nothing is sent.
+        await self._wait_until(lambda: self._identity_ready.is_set() or self._stopped.is_set())
+        if self._stopped.is_set():
+            return
         self._resume()
         while not self._stopped.is_set():
             task_id = await self._outbox.get()
