@@ -12,7 +12,7 @@ from .agent import Agent
 from .events import EventBus
 from .flip.cohort_results import CohortResultsPoster
 from .flip.crypto import SHARED_KID, decode_key, key_fingerprint, payload_decoder
-from .flip.handlers import FlipHandlers
+from .flip.handlers import FLIP_TASK_TYPES, FlipHandlers
 from .flip.health import HealthCollector
 from .flip.local_services import LocalServices, Service, build_local_http_client
 from .handlers import default_registry
@@ -51,8 +51,11 @@ def build_agent(settings: Settings, bus: EventBus | None = None) -> Agent:
             {name.value: services.base_url(name) for name in Service},
             interval_seconds=settings.health_collect_interval_seconds,
         )
-    else:
-        log.info("TRUST_INTERNAL_SERVICE_KEY is not set: FLIP task types fail and no health snapshot is sent")
+    elif settings.enabled_task_types is None or set(settings.enabled_task_types) & set(FLIP_TASK_TYPES):
+        log.warning(
+            "TRUST_INTERNAL_SERVICE_KEY is not set: FLIP task types fail and heartbeats carry no health snapshot;"
+            " set it, or set ENABLED_TASK_TYPES to the types this trust runs"
+        )
 
     return Agent(
         settings,

@@ -15,22 +15,10 @@ import time
 import httpx
 
 from .hub_client import AuthFailed, HubClient, HubError, HubUnavailable, MalformedReply, RateLimited, UnexpectedStatus
+from .flip.handlers import FLIP_TASK_TYPES
 from .settings import Settings
 
 LOCAL_PROBE_TIMEOUT_SECONDS = 5.0
-
-FLIP_TASK_TYPES = frozenset(
-    {
-        "cohort_query",
-        "persist_cohort",
-        "create_imaging",
-        "delete_imaging",
-        "get_imaging_status",
-        "reimport_studies",
-        "update_user_profile",
-    }
-)
-
 
 def key_fingerprint(key_base64: str) -> str:
     """Return FLIP's fingerprint of a shared key: the first 12 hex digits of SHA-256 of the decoded key."""
@@ -84,8 +72,7 @@ async def _check_hub(settings: Settings, client: HubClient, report: Report) -> N
         report.fail(f"cannot reach the hub at {settings.central_hub_api_url}: {error}; check the URL, proxy and network")
         return
     except UnexpectedStatus as error:
-        hint = "; CENTRAL_HUB_API_URL must include the /api prefix" if error.status_code == 404 else ""
-        report.fail(f"the hub answered the heartbeat with {error}{hint}")
+        report.fail(f"unexpected reply: {error}")
         return
     except (MalformedReply, HubError) as error:
         report.fail(f"the hub's heartbeat reply is unusable: {error}")
@@ -115,14 +102,18 @@ async def _check_hub(settings: Settings, client: HubClient, report: Report) -> N
 
 
 async def _check_local_services(settings: Settings, report: Report) -> None:
-    enabled = set(settings.enabled_task_types) if settings.enabled_task_types else FLIP_TASK_TYPES
-    if not enabled & FLIP_TASK_TYPES:
+    enabled = set(settings.enabled_task_types) if settings.enabled_task_types else set(FLIP_TASK_TYPES)
+    if not enabled & set(FLIP_TASK_TYPES):
         report.note("no FLIP task type is enabled, so the local services were not probed")
         return
+    if settings.trust_internal_service_key is None:
+        report.note(
+            "TRUST_INTERNAL_SERVICE_KEY is not set, so FLIP task types will fail and the local services were not"
+            " probed; set it, or set ENABLED_TASK_TYPES to the types this trust runs"
+        )
+        return
 
-    headers = {}
-    if settings.trust_internal_service_key is not None:
-        headers[settings.trust_internal_service_key_header] = settings.trust_internal_service_key.get_secret_value()
+    headers = {settings.trust_internal_service_key_header: settings.trust_internal_service_key.get_secret_value()}
     async with httpx.AsyncClient(timeout=LOCAL_PROBE_TIMEOUT_SECONDS, headers=headers) as client:
         for name, base_url, setting in (
             ("data-access-api", settings.data_access_api_url, "DATA_ACCESS_API_URL"),
@@ -132,7 +123,7 @@ async def _check_local_services(settings: Settings, report: Report) -> None:
             try:
                 response = await client.get(f"{base_url.rstrip('/')}/health")
             except httpx.HTTPError as error:
-                report.fail(f"{name} at {base_url} is unreachable ({type(error).__name__}): check {setting}")
+                report.fail(f"{name} at {base_url} is unreachable ({type(error).__name__}: {error}): check {setting}")
                 continue
             elapsed_ms = (time.monotonic() - started) * 1000
             if response.status_code != 200:

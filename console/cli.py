@@ -34,7 +34,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         if name in SECRET_FIELDS:
             continue
         flag = "--" + name.replace("_", "-")
-        default = "" if field.is_required() else f" Default: {field.get_default()}."
+        default = "" if field.is_required() else _describe_default(field.get_default())
         help_text = f"{field.description}{default} Environment: {env_name(name)}."
         # SUPPRESS keeps a subcommand's unset flag from overwriting the same flag given before the subcommand.
         if field.annotation is bool:
@@ -43,6 +43,16 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             )
         else:
             group.add_argument(flag, dest=name, metavar=env_name(name), default=argparse.SUPPRESS, help=help_text)
+
+
+def _describe_default(value: Any) -> str:
+    if value is None:
+        return " Default: unset."
+    if isinstance(value, bool):
+        return f" Default: {str(value).lower()}."
+    if isinstance(value, float):
+        return f" Default: {value:g}."
+    return f" Default: {value}."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             return run_agent_headless(settings)
         return run_agent_console(settings)
-    except LedgerError as error:
+    except (LedgerError, SettingsError) as error:
         print(f"trust-console: {error}", file=sys.stderr)
         return EXIT_USAGE
 

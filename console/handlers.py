@@ -176,6 +176,8 @@ async def sleep(payload: Any, context: HandlerContext) -> Any:
     """Sleep for `{"seconds": N}`; stands in for long-running work."""
     seconds = payload.get("seconds") if isinstance(payload, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        if seconds is None:
+            raise TaskFailure("Invalid payload: 'seconds' is missing; expected {\"seconds\": N}")
         raise TaskFailure(f"Invalid payload: 'seconds' must be a non-negative number, got {seconds!r}")
     await asyncio.sleep(seconds)
     return {"slept_seconds": seconds}
@@ -185,7 +187,9 @@ async def fail(payload: Any, context: HandlerContext) -> Any:
     """Fail with `{"message": M}`; stands in for a handler that fails."""
     message = payload.get("message") if isinstance(payload, dict) else None
     if not isinstance(message, str):
-        raise TaskFailure("Invalid payload: 'message' must be a string")
+        if message is None:
+            raise TaskFailure("Invalid payload: 'message' is missing; expected {\"message\": \"text\"}")
+        raise TaskFailure(f"Invalid payload: 'message' must be a string, got {type(message).__name__}")
     raise TaskFailure(f"Task failed on purpose: {message}")
 
 

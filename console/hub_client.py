@@ -252,9 +252,11 @@ class HubClient:
             async with self._http.stream(method, url, json=json_body) as response:
                 content = await _read_capped(endpoint, response)
         except httpx.TimeoutException as error:
-            raise HubUnavailable(endpoint, f"timed out ({type(error).__name__})") from error
+            raise HubUnavailable(endpoint, f"request to {url} timed out ({type(error).__name__})") from error
         except httpx.TransportError as error:
-            raise HubUnavailable(endpoint, f"connection failed ({type(error).__name__}: {error})") from error
+            raise HubUnavailable(
+                endpoint, f"connection to {url} failed ({type(error).__name__}: {error})"
+            ) from error
 
         status = response.status_code
         if status == 200 and endpoint == RESULT:
@@ -279,6 +281,8 @@ class HubClient:
             raise ResultRejected(endpoint, detail or message, status)
         if status == 403:
             raise AuthFailed(endpoint, message, status)
+        if status == 404:
+            message += f" ({url}: check that CENTRAL_HUB_API_URL includes the API prefix, such as /api)"
         raise UnexpectedStatus(endpoint, message, status)
 
 

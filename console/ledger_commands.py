@@ -23,7 +23,10 @@ EXIT_FAILED = 1
 
 def run_ledger_command(args: argparse.Namespace, state_dir: Path) -> int:
     if not (state_dir / "ledger.sqlite3").exists():
-        print(f"trust-console: no ledger in STATE_DIR {state_dir}; pass --state-dir or set STATE_DIR", file=sys.stderr)
+        print(
+            f"trust-console: no ledger in STATE_DIR {state_dir.resolve()}; pass --state-dir or set STATE_DIR",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     try:
         ledger = Ledger(state_dir)
@@ -62,8 +65,8 @@ def send_request(ledger: Ledger, state_dir: Path, action: str, task_id: str | No
         return EXIT_FAILED
     if not AgentLock.is_held(state_dir):
         print(
-            f"no agent is running on {state_dir}: nothing was sent. The agent delivers every undelivered"
-            " result when it starts."
+            f"no agent is running on {state_dir.resolve()}: nothing was sent. When the agent starts, it sends"
+            " every result that is not delivered yet; a rejected result is final."
         )
         return EXIT_FAILED
 

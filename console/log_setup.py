@@ -54,7 +54,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class RepeatFilter(logging.Filter):
-    """Count warnings and errors that repeat (numbers aside) within a window instead of logging each.
+    """Count hub-wide warnings and errors that repeat (numbers aside) within a window instead of logging each.
 
     The first of a kind is logged; its repeats within the window are dropped
     and counted, and the next one logged after the window says how many were
@@ -71,7 +71,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], list[float | int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        # A task's own lines (each report retry, each failure) are few and always logged in full.
+        if record.levelno < logging.WARNING or getattr(record, "task_id", None) is not None:
             return True
         key = (record.name, record.levelno, _NUMBERS.sub("N", record.getMessage()))
         now = self._clock()

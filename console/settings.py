@@ -174,7 +174,7 @@ class Settings(StateSettings):
     @classmethod
     def _check_key(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
-            raise ValueError("is empty")
+            raise ValueError("must not be empty")
         return value
 
     @field_validator("aes_key_base64")

@@ -65,7 +65,7 @@ def test_check_url_without_api_prefix(embedded_hub: EmbeddedHub, api_key: str, t
     completed = run_check(embedded_hub.base_url, api_key, tmp_path)
 
     assert completed.returncode == 1
-    assert "/api prefix" in completed.stdout
+    assert "includes the API prefix" in completed.stdout
 
 
 def test_check_invalid_settings_exit_2(tmp_path: Path) -> None:

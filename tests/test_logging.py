@@ -28,6 +28,13 @@ def test_repeats_counted_within_window() -> None:
     assert repeat_filter.filter(record("task 1 started", logging.INFO))
     assert repeat_filter.filter(record("task 1 started", logging.INFO))
 
+    first = record("task 1 report failed (attempt 1); retrying in 1.0 s")
+    first.task_id = "t1"
+    again = record("task 1 report failed (attempt 2); retrying in 2.0 s")
+    again.task_id = "t1"
+    assert repeat_filter.filter(first)
+    assert repeat_filter.filter(again)
+
     now[0] = 61.0
     later = record("heartbeat failed: refused; retrying in 30.0 s")
     assert repeat_filter.filter(later)

@@ -45,3 +45,25 @@ def test_help_lists_flags_but_not_the_key() -> None:
     assert "--poll-interval-seconds" in completed.stdout
     assert "--trust-api-key " not in completed.stdout
     assert "--trust-api-key-header" in completed.stdout
+
+
+def test_unknown_enabled_type_exits_2(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CENTRAL_HUB_API_URL": "http://127.0.0.1:9/api",
+        "TRUST_API_KEY": "key",
+        "STATE_DIR": str(tmp_path / "state"),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "console", "--headless", "--enabled-task-types", "echo,ecoh"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "ENABLED_TASK_TYPES is invalid: no handler for 'ecoh'" in lines[0]

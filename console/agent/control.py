@@ -41,7 +41,8 @@ class ControlMixin:
 
                 for request in self.ledger.pending_requests():
                     applied, outcome = self.handle_request(request.action, request.task_id)
-                    log.info("operator request %s for task %s: %s", request.action, request.task_id or "-", outcome)
+                    target = f" for task {request.task_id}" if request.task_id else ""
+                    log.info("operator request %s%s: %s", request.action, target, outcome)
                     self._persist(self.ledger.finish_request, request.id, applied, outcome)
 
                 self._forget_old_records()
@@ -119,7 +120,9 @@ class ControlMixin:
             return True, "sending a heartbeat now"
         if action == "retry-all-stuck":
             count = self.retry_all_stuck()
-            return count > 0, f"retrying {count} stuck report(s) now"
+            if count == 0:
+                return True, "no report is stuck; nothing to retry"
+            return True, f"retrying {count} stuck report(s) now"
         if task_id is None or task_id not in self.tasks:
             return False, f"task {task_id} not found in this agent"
         state = self.tasks[task_id].state

@@ -43,7 +43,7 @@ from ..hub_client import (
 from ..ledger import AgentLock, Ledger, LedgerError, prepare_state_dir
 from ..records import TaskRecord, TaskState
 from ..retrying import sleep_unless_woken, wait_for_hub
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from .control import RECENT_RECORDS, ControlMixin
 from .exits import EXIT_OK
 from .heartbeat import HeartbeatMixin
@@ -94,6 +94,13 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self.hub_key_fingerprint: str | None = None
         self._fingerprint_warned = False
         self._rejected_snapshot: dict[str, Any] | None = None
+
+        unknown = sorted(set(settings.enabled_task_types or ()) - set(self.registry.task_types))
+        if unknown:
+            raise SettingsError(
+                f"ENABLED_TASK_TYPES is invalid: no handler for {', '.join(map(repr, unknown))}; registered task types"
+                f" are {', '.join(self.registry.task_types)}"
+            )
 
         # One agent per STATE_DIR: take the lock before touching the ledger.
         self._lock = AgentLock(prepare_state_dir(settings.state_dir))

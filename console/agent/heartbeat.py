@@ -125,6 +125,9 @@ class HeartbeatMixin:
             self._set_connectivity(Connectivity.DEGRADED, str(error))
 
     def _update_online(self, reason: str) -> None:
+        if self.connectivity in (Connectivity.OFFLINE, Connectivity.AUTH_FAILED):
+            # Polls failed with the hub; they get a fresh chance now that it answers again.
+            self._poll_failing = False
         if self._poll_failing:
             self._set_connectivity(Connectivity.DEGRADED, "heartbeats succeed but polls fail")
         else:

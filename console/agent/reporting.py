@@ -39,7 +39,6 @@ class ReportingMixin:
         """Send a failed report again now instead of after its backoff; False if not applicable."""
         if not self.can_retry_report(task_id):
             return False
-        log.info("report retry requested by operator for task %s", task_id)
         self._retry_now[task_id].set()
         self._changed.set()
         return True

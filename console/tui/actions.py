@@ -38,6 +38,8 @@ class OperatorActions:
         """Enable each key only where it can do something; False also hides it from the footer."""
         if self.mismatch is not None:
             return action in ALLOWED_AFTER_MISMATCH
+        if isinstance(self.screen, (ConfirmQuitScreen, ConfirmActionScreen)):
+            return False  # A dialog's own keys apply while it is open; the app's would mislead.
         if action in MAIN_SCREEN_ACTIONS and not self._on_main_screen():
             return False
         agent = self.agent

@@ -11,7 +11,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-
 AFTER_INTERRUPT = (
     "The ledger keeps them: finished results are reported at the next start, and interrupted handlers"
     " run again then (a task interrupted twice is failed). FLIP's hub hands a task out again when no"
