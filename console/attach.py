@@ -160,7 +160,11 @@ class AttachedAgent:
                 pass
 
     def refresh(self) -> None:
-        """Read what changed in the ledger since the last refresh and publish it."""
+        """Read what changed in the ledger since the last refresh and publish it.
+
+        NOTE: the ledger stores task states and the agent's status, not each event, so an
+        attached console's event log and reply counts per endpoint stay nearly empty.
+        """
         if self._closed:
             return
         seq, changed = self.ledger.changes_since(self._seq)
