@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         output = REPORT_PATH
 
     load_before = os.getloadavg()[0]
+    # The code is described before the run, since other work may change it while the run goes on.
+    machine = describe(ROOT)
     started = time.monotonic()
     results = [run_one(name, scale) for name in selected]
     seconds = time.monotonic() - started
@@ -112,6 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         shown_arguments = " ".join(sys.argv[1:] if argv is None else argv)
         command = f".venv/bin/python -m bench {shown_arguments}".rstrip()
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(markdown(results, describe(ROOT), command, seconds, load_before))
+        output.write_text(markdown(results, machine, command, seconds, load_before))
         print(f"\nReport written to {output}")
     return EXIT_FAILED if any(result.error is not None for result in results) else EXIT_OK

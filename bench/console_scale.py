@@ -509,16 +509,20 @@ failed, 0.5% rejected, a few with failed report attempts. The finished ones
 are written to its ledger before it starts, and the newest 30, queued,
 running or awaiting their report, are put in `agent.tasks`, because from the
 ledger the agent would run or report them again. The agent loads the newest
-finished tasks from its ledger, so it holds {measured['in_memory']:,} in memory, and the
-table shows {rows:,} rows: the console shows the tasks the agent holds in
+finished tasks from its ledger, so it holds {measured['in_memory']:,} in memory. The table
+shows {rows:,} rows, because the console shows the tasks the agent holds in
 memory and pages older ones in from the ledger when `o` is pressed.
 
-Wrappers on the instances time the app's flush (`_flush_updates`, which
-applies the rows marked dirty), the DataTable's own deferred work on the
-column widths (`_update_column_widths` and `_update_dimensions`, which
-Textual runs when the table is idle) and each repaint
-(`Screen._compositor_refresh`, plus turning the update into terminal output,
-which the test driver skips).
+Wrappers on the instances time three steps:
+
+- the app's flush (`_flush_updates`), which applies the rows marked dirty;
+- the DataTable's own deferred work on the column widths
+  (`_update_column_widths` and `_update_dimensions`), which Textual runs when
+  the table is idle;
+- each repaint (`Screen._compositor_refresh`), plus turning the update into
+  terminal output, which the test driver skips.
+
+The figures:
 
 - **Batch of {BATCH_SIZE} updates**: {BATCH_SIZE} of the agent's rows nearest the top, the
   visible ones among them, move one state on (started, finished or
@@ -532,10 +536,12 @@ which the test driver skips).
   random moments, so some presses meet the app's own flushes and one-second
   ticks. The figure runs from the press to the end of the first repaint
   that shows the cursor on the next row and that row's task in the detail
-  pane. It is measured three times: as the console starts; with {BURST_KEY_PRESSES} presses
-  just after {BATCH_SIZE} more tasks were received and delivered, so {BATCH_SIZE} rows show
-  an age in seconds that changes every second; and after `o` was pressed
-  until the console would load no more older tasks ({measured['pages']} pages).
+  pane. It is measured as the console starts.
+- **Key press, 100 rows under a minute old**: the same with {BURST_KEY_PRESSES} presses, just
+  after {BATCH_SIZE} more tasks were received and delivered, so {BATCH_SIZE} rows show an
+  age in seconds that changes every second.
+- **Key press, older tasks loaded**: the same after `o` was pressed until
+  the console would load no more older tasks ({measured['pages']} pages).
 
 The private `pilot._wait_for_screen` waits for the app to handle the
 batch's events; the wrapped methods are Textual's private ones, so this

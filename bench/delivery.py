@@ -32,7 +32,7 @@ def _run_once(tasks: int) -> list[float]:
             POLL_INTERVAL_SECONDS=POLL_INTERVAL_SECONDS,
             POLL_BURST_INTERVAL_SECONDS=POLL_INTERVAL_SECONDS,
         )
-        with running(space, process):
+        with running(process):
             wait_for_heartbeat(space, process)
             wait_for_poll(space, process)
             for number in range(tasks):

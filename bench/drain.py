@@ -61,7 +61,7 @@ def measure_rate(space: Workspace, design: str, delivered: int, whole_cycles: bo
 def run_agent(tasks: int) -> DrainRun:
     with workspace() as space:
         space.hub.store.enqueue_many("echo", ECHO_PAYLOAD, tasks)
-        with running(space, space.start_headless(**AGENT_SETTINGS)) as process:
+        with running(space.start_headless(**AGENT_SETTINGS)) as process:
             done = wait_until(lambda: accepted_results(space.hub) >= tasks or process.poll() is not None, RUN_LIMIT_SECONDS)
         delivered = accepted_results(space.hub)
         if not done or delivered < tasks:
@@ -80,7 +80,7 @@ def run_loop(design: str, tasks: int, cap_seconds: float) -> DrainRun:
             f"--max-seconds={cap_seconds}",
             f"--max-requests={3 * tasks + 100}",
         ]
-        with running(space, space.start_module("bench.loops", *arguments)) as process:
+        with running(space.start_module("bench.loops", *arguments)) as process:
             process.wait(cap_seconds + 30)
         delivered = accepted_results(space.hub)
         capped = delivered < tasks
@@ -124,10 +124,10 @@ runs three clients, each against its own new hub, in an order that rotates
 from round to round:
 
 - **trust-console**: `trust-console --headless`, the real agent with its
-  ledger and INFO logs (written to a file), default settings except
-  `POLL_BURST_INTERVAL_SECONDS=0` (default 2, so it asks again at once while
-  the hub has work) and `POLL_INTERVAL_SECONDS={POLL_INTERVAL_SECONDS:g}`; it runs up to 4
-  handlers at once (`MAX_CONCURRENT_TASKS` default).
+  ledger and INFO logs, which go to a file. It runs on default settings
+  except `POLL_BURST_INTERVAL_SECONDS=0` (default 2), so it asks again at
+  once while the hub has work, and `POLL_INTERVAL_SECONDS={POLL_INTERVAL_SECONDS:g}`. It runs up to
+  4 handlers at once (the `MAX_CONCURRENT_TASKS` default).
 - **bare loop** (`python -m bench.loops bare`): poll, then post each result
   in turn, on the agent's own httpx client settings, with no handler, no
   ledger and no heartbeat: the practical limit of one client on this hub.

@@ -53,7 +53,7 @@ def drain_patched(tasks: int, patches: str, settings: dict[str, Any]) -> DrainRu
     with workspace() as space:
         space.hub.store.enqueue_many("echo", ECHO_PAYLOAD, tasks)
         process = space.start_module("bench.patched_agent", patches, **{**AGENT_SETTINGS, **settings})
-        with running(space, process):
+        with running(process):
             wait_until(lambda: accepted_results(space.hub) >= tasks or process.poll() is not None, RUN_LIMIT_SECONDS)
         if accepted_results(space.hub) < tasks:
             raise space.fail(f"the patched agent ({patches or 'no patch'}) delivered too few results")

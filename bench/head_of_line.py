@@ -44,7 +44,7 @@ def _short_results_in(space: Workspace, short_ids: list[str]) -> int:
 
 def run_agent(long_seconds: float) -> float:
     with workspace() as space:
-        with running(space, space.start_headless(POLL_INTERVAL_SECONDS=POLL_INTERVAL_SECONDS)) as process:
+        with running(space.start_headless(POLL_INTERVAL_SECONDS=POLL_INTERVAL_SECONDS)) as process:
             wait_for_heartbeat(space, process)
             wait_for_poll(space, process)
             short_ids = _enqueue(space, long_seconds)
@@ -56,7 +56,7 @@ def run_classic(long_seconds: float, cap_seconds: float) -> float | None:
     """Run the classic loop for at most `cap_seconds` after the enqueue; None if the short results are late."""
     with workspace() as space:
         arguments = ["classic", f"--poll-interval={POLL_INTERVAL_SECONDS}", f"--max-seconds={cap_seconds + 30}", "--max-requests=1000"]
-        with running(space, space.start_module("bench.loops", *arguments)) as process:
+        with running(space.start_module("bench.loops", *arguments)) as process:
             wait_for_poll(space, process)
             short_ids = _enqueue(space, long_seconds)
             wait_until(lambda: _short_results_in(space, short_ids) >= SHORT_TASKS, cap_seconds)

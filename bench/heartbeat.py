@@ -36,7 +36,7 @@ def _long_task_runs(runs: int, long_seconds: float) -> list[float]:
     """Run agents side by side, each on its own hub with one long task; return each one's largest gap."""
     with contextlib.ExitStack() as stack:
         spaces: list[Workspace] = [stack.enter_context(workspace()) for _ in range(runs)]
-        processes = [stack.enter_context(running(space, space.start_headless())) for space in spaces]
+        processes = [stack.enter_context(running(space.start_headless())) for space in spaces]
         for space, process in zip(spaces, processes):
             wait_for_heartbeat(space, process)
             wait_for_poll(space, process)
@@ -63,7 +63,7 @@ def _slow_poll_runs(runs: int, window_seconds: float) -> tuple[list[float], list
     """Run agents side by side while their hubs delay every poll; return the largest gaps and the polls sent."""
     with contextlib.ExitStack() as stack:
         spaces: list[Workspace] = [stack.enter_context(workspace()) for _ in range(runs)]
-        processes = [stack.enter_context(running(space, space.start_headless())) for space in spaces]
+        processes = [stack.enter_context(running(space.start_headless())) for space in spaces]
         for space, process in zip(spaces, processes):
             wait_for_heartbeat(space, process)
             wait_for_poll(space, process)

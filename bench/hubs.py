@@ -33,7 +33,7 @@ def embedded_hub() -> Iterator[EmbeddedHub]:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Check `condition` every 50 ms until it holds or `timeout` seconds pass; return its last value."""
+    """Check `condition` every 50 ms until it is true or `timeout` seconds pass; return its last value."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() >= deadline:

@@ -37,7 +37,7 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
     with contextlib.ExitStack() as stack:
         space = stack.enter_context(workspace())
         records = space.hub.store.records
-        headless = stack.enter_context(running(space, space.start_headless()))
+        headless = stack.enter_context(running(space.start_headless()))
 
         console_environment = agent_environment(space.hub, space.directory / "console-state")
         columns, rows = TERMINAL_SIZE

@@ -68,7 +68,7 @@ def _commit(root: Path) -> str:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         changes = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "console"],
+            ["git", "-C", str(root), "status", "--porcelain", "--", "console"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):

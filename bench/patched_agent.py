@@ -5,10 +5,10 @@ change the agent could make, so its effect on throughput can be measured
 before anyone changes the code. The patches replace functions at run time in
 this process only and touch no file.
 
-- `async-library`: httpcore asks which async library runs on every request
-  and connection. Without the optional `sniffio` package installed, each ask
-  tries the import again and searches sys.path (httpcore 1.0.9). The patch
-  answers "asyncio" at once, as an installed sniffio would.
+- `async-library`: httpcore looks up which async library runs on every
+  request and connection. Without the optional `sniffio` package installed,
+  each lookup tries the import again and searches sys.path (httpcore 1.0.9).
+  The patch returns "asyncio" at once, as an installed sniffio would.
 - `ledger-normal`: the ledger commits with `PRAGMA synchronous=NORMAL`
   instead of FULL. In WAL mode a commit then survives a crash of the
   process but not a power cut.

@@ -88,7 +88,7 @@ class Figure:
 
 @dataclass
 class BenchmarkResult:
-    """What one benchmark measured, and the words the report needs to explain it."""
+    """One benchmark's figures, with the method text and notes the report prints beside them."""
 
     name: str
     title: str

@@ -28,7 +28,7 @@ ECHO_PAYLOAD = {
 ROOT = Path(__file__).resolve().parent.parent
 
 START_SECONDS = 15.0
-"""Longest wait for a child's first heartbeat or poll before the run counts as failed."""
+"""Maximum seconds to wait for a child's first heartbeat or poll before the run counts as failed."""
 
 
 @dataclass
@@ -70,8 +70,8 @@ def workspace() -> Iterator[Workspace]:
 
 
 @contextlib.contextmanager
-def running(space: Workspace, process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    """Stop the process when the block ends, whatever happens in it."""
+def running(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """Stop the process when the block ends, also when the block raises."""
     try:
         yield process
     finally:
@@ -91,7 +91,7 @@ def wait_for_heartbeat(space: Workspace, process: subprocess.Popen[bytes], timeo
 
 
 def wait_for_poll(space: Workspace, process: subprocess.Popen[bytes], timeout: float = START_SECONDS) -> None:
-    """Wait until the hub has answered a poll, so the next poll comes one poll interval later."""
+    """Wait until the hub has replied to a poll, so the next poll comes one poll interval later."""
     records = space.hub.store.records
     wait_until(lambda: records.count_requests("pending", 200) > 0 or process.poll() is not None, timeout)
     if records.count_requests("pending", 200) == 0:

@@ -1,4 +1,4 @@
-"""How big each benchmark runs: the full run that docs/benchmarks.md records, and `--quick`."""
+"""Sizes and durations of the benchmarks: the full run that docs/benchmarks.md records, and `--quick`."""
 
 from __future__ import annotations
 

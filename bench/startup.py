@@ -22,7 +22,7 @@ MIN_RUNS = 5
 def _first_heartbeat_seconds() -> float:
     with workspace() as space:
         launched = time.time()
-        with running(space, space.start_headless()) as process:
+        with running(space.start_headless()) as process:
             wait_for_heartbeat(space, process)
         first = min(record.time.timestamp() for record in space.hub.store.records.heartbeats())
         return first - launched
@@ -47,9 +47,9 @@ def run(scale: Scale, progress: Callable[[str], None]) -> BenchmarkResult:
 
     method = f"""\
 Each run starts `trust-console --headless` on default settings against a
-fresh hub and an empty STATE_DIR, and takes the time from just before the
-process is launched to the first heartbeat the hub records; both times come
-from the same clock. For reference, the same rounds time the interpreter
+fresh hub and an empty STATE_DIR. The figure is the time from just before the
+process is launched to the first heartbeat the hub records, both read from
+the same clock. For reference, the same rounds time the interpreter
 alone (`python -c pass`) and `trust-console --version`, which loads the
 command line and its settings model but no agent. {runs} runs."""
 
