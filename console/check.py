@@ -17,6 +17,7 @@ import httpx
 from .hub_client import AuthFailed, HubClient, HubError, HubUnavailable, MalformedReply, RateLimited, UnexpectedStatus
 from .flip.handlers import FLIP_TASK_TYPES
 from .settings import Settings
+from .text import printable
 
 LOCAL_PROBE_TIMEOUT_SECONDS = 5.0
 
@@ -32,14 +33,14 @@ class Report:
         self.failed = False
 
     def ok(self, text: str) -> None:
-        print(f"ok    {text}")
+        print(f"ok    {printable(text)}")
 
     def fail(self, text: str) -> None:
         self.failed = True
-        print(f"FAIL  {text}")
+        print(f"FAIL  {printable(text)}")
 
     def note(self, text: str) -> None:
-        print(f"note  {text}")
+        print(f"note  {printable(text)}")
 
 
 def run_check(settings: Settings) -> int:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .ledger import LedgerError
+from .ledger import LedgerError, StateDirLocked, StateDirUnusable
 from .records import TaskState
 from .settings import Settings, SettingsError, env_name, load_settings, load_state_settings, secret_fields
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 SECRET_FIELDS = secret_fields()
@@ -191,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.headless:
             return run_agent_headless(settings)
         return run_agent_console(settings)
-    except (LedgerError, SettingsError) as error:
+    except (StateDirLocked, StateDirUnusable, SettingsError) as error:
         print(f"trust-console: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except LedgerError as error:
+        # A full disk or a damaged file: not a configuration error, so a service manager may restart.
+        print(f"trust-console: {error}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def run_agent_headless(settings: Settings) -> int:

@@ -147,6 +147,8 @@ async def _run_handler(
         decoded = json.loads(payload)
     except ValueError as error:
         return HandlerOutcome.failed(f"Invalid payload: not valid JSON ({error})")
+    except RecursionError:
+        return HandlerOutcome.failed("Invalid payload: JSON nested too deeply")
 
     try:
         async with asyncio.timeout(timeout_seconds):

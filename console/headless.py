@@ -50,6 +50,7 @@ async def run_headless(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     signals_received = 0
     drain_task: asyncio.Task[bool] | None = None
+    run_task: asyncio.Task[int] | None = None
 
     def on_signal(signum: int) -> None:
         nonlocal signals_received, drain_task
@@ -62,6 +63,9 @@ async def run_headless(settings: Settings) -> int:
         else:
             log.warning("%s received again: stopping at once with %d task(s) in flight", name, agent.in_flight)
             agent.stop(f"stopped at once by a second {name}")
+            # A loop may be waiting on the network; cancelling the run ends it now, and run() still closes.
+            if run_task is not None:
+                run_task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -78,8 +82,13 @@ async def run_headless(settings: Settings) -> int:
             await agent.close()
             return EXIT_CONFIGURATION
 
+    run_task = asyncio.create_task(agent.run(), name="agent")
     try:
-        exit_code = await agent.run()
+        exit_code = await run_task
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            raise  # The caller cancelled us, not a second signal.
+        exit_code = agent.exit_code
     finally:
         if health_server is not None:
             await health_server.stop()

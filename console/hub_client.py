@@ -8,6 +8,7 @@ Retry-After, stop resending, or report the key as wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
@@ -28,6 +29,11 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 """Largest reply body read from the hub; a poll returns at most 50 tasks."""
 
 MAX_RETRY_AFTER_SECONDS = 3600.0
+
+REQUEST_DEADLINE_FACTOR = 3
+"""A whole request, reply included, may take this many times HTTP_TIMEOUT_SECONDS."""
+
+MAX_TASK_TYPE_CHARS = 100
 
 KEEPALIVE_EXPIRY_SECONDS = 4.0
 """Idle connections are dropped before 5 s, the keep-alive timeout of uvicorn and many proxies.
@@ -248,9 +254,21 @@ class HubClient:
     ) -> dict[str, Any]:
         """Send one request and return the reply's JSON object, or raise the matching HubError."""
         url = self._settings.hub_url(path)
+        # httpx times each read; the deadline also ends a reply that trickles in a byte at a time.
+        deadline = self._settings.http_timeout_seconds * REQUEST_DEADLINE_FACTOR
         try:
-            async with self._http.stream(method, url, json=json_body) as response:
-                content = await _read_capped(endpoint, response)
+            async with asyncio.timeout(deadline):
+                async with self._http.stream(method, url, json=json_body) as response:
+                    content = await read_capped(endpoint, response)
+        except TimeoutError:
+            raise HubUnavailable(endpoint, f"request to {url} took longer than {deadline:g} s") from None
+        except httpx.LocalProtocolError:
+            # The message would quote the offending header value, which may be the API key.
+            raise HubUnavailable(
+                endpoint,
+                "the request could not be built: TRUST_API_KEY or TRUST_API_KEY_HEADER contains characters not"
+                " allowed in an HTTP header",
+            ) from None
         except httpx.TimeoutException as error:
             raise HubUnavailable(endpoint, f"request to {url} timed out ({type(error).__name__})") from error
         except httpx.TransportError as error:
@@ -286,7 +304,8 @@ class HubClient:
         raise UnexpectedStatus(endpoint, message, status)
 
 
-async def _read_capped(endpoint: str, response: httpx.Response) -> bytes:
+async def read_capped(endpoint: str, response: httpx.Response) -> bytes:
+    """Read a reply body, raising MalformedReply once it passes MAX_REPLY_BYTES."""
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
         raise MalformedReply(
@@ -310,6 +329,8 @@ def _parse_json_object(endpoint: str, content: bytes) -> dict[str, Any]:
         body = json.loads(content)
     except ValueError as error:
         raise MalformedReply(endpoint, f"reply is not JSON ({error})", 200) from None
+    except RecursionError:
+        raise MalformedReply(endpoint, "reply is JSON nested too deeply to read", 200) from None
     if not isinstance(body, dict):
         raise MalformedReply(endpoint, f"reply is a JSON {type(body).__name__}, expected an object", 200)
     return body
@@ -319,7 +340,7 @@ def _detail(content: bytes) -> str | None:
     """Return the hub's `detail` from an error reply, shortened for logs."""
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         text = content[:200].decode("utf-8", errors="replace").strip()
         return text or None
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -343,13 +364,16 @@ def _parse_task(entry: object) -> PendingTask | InvalidTask:
 
     task_id = entry.get("id")
     task_type = entry.get("task_type")
-    shown_type = task_type if isinstance(task_type, str) else None
+    shown_type = task_type[:MAX_TASK_TYPE_CHARS] if isinstance(task_type, str) else None
     if task_id is None:
         return InvalidTask(None, shown_type, "task has no 'id'")
     if not is_task_id(task_id):
         return InvalidTask(None, shown_type, f"task id {str(task_id)[:80]!r} is not a UUID")
+    task_id = str(uuid.UUID(task_id))  # One spelling per task, so a repeat in upper case is still a repeat.
     if not isinstance(task_type, str) or not task_type:
         return InvalidTask(task_id, None, "task has no 'task_type' string")
+    if len(task_type) > MAX_TASK_TYPE_CHARS:
+        return InvalidTask(task_id, None, f"task_type is {len(task_type)} characters long; at most {MAX_TASK_TYPE_CHARS}")
 
     payload = entry.get("payload")
     if not isinstance(payload, str):

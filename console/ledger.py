@@ -95,6 +95,10 @@ class StateDirLocked(LedgerError):
     """Another agent already runs on this STATE_DIR."""
 
 
+class StateDirUnusable(LedgerError):
+    """STATE_DIR is not a writable directory: a configuration error."""
+
+
 @dataclass(frozen=True)
 class OperatorRequest:
     id: int
@@ -113,12 +117,16 @@ def _time(text: str | None) -> datetime | None:
 
 def prepare_state_dir(state_dir: Path) -> Path:
     """Create STATE_DIR readable by its owner only (0700), or check an existing one is a directory."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise StateDirUnusable(f"STATE_DIR {state_dir} is not a directory; point STATE_DIR at a directory")
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
-        raise LedgerError(f"STATE_DIR {state_dir} cannot be created ({error.strerror}); choose a writable path") from None
-    if not state_dir.is_dir():
-        raise LedgerError(f"STATE_DIR {state_dir} is not a directory")
+        raise StateDirUnusable(
+            f"STATE_DIR {state_dir} cannot be created ({error.strerror}); choose a writable path"
+        ) from None
+    if not os.access(state_dir, os.R_OK | os.W_OK | os.X_OK):
+        raise StateDirUnusable(f"STATE_DIR {state_dir} is not writable by this user; fix its owner or choose another")
     return state_dir
 
 
@@ -130,7 +138,10 @@ class AgentLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise StateDirUnusable(f"lock file {self.path} cannot be opened ({error.strerror}); check STATE_DIR") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -171,9 +182,12 @@ class Ledger:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = prepare_state_dir(state_dir) / LEDGER_FILE
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(self.path, 0o600)
+        try:
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(self.path, 0o600)
+        except OSError as error:
+            raise LedgerError(f"ledger {self.path} cannot be created ({error.strerror}); check STATE_DIR") from None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -184,7 +198,8 @@ class Ledger:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as error:
             raise LedgerError(
-                f"ledger {self.path} cannot be opened ({error}); move the file aside to start a new ledger"
+                f"ledger {self.path} cannot be opened ({error}): check free disk space and permissions. It keeps"
+                " undelivered results: if it is damaged, move it aside rather than delete it"
             ) from None
 
     def close(self) -> None:

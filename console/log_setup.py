@@ -49,8 +49,9 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        # json.dumps escapes every control character, so hub text cannot break the line.
-        return json.dumps(line, ensure_ascii=False)
+        # With ensure_ascii, json.dumps escapes every character outside ASCII, controls and
+        # bidirectional overrides among them, so hub text can neither break the line nor hide in it.
+        return json.dumps(line)
 
 
 class RepeatFilter(logging.Filter):

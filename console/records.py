@@ -84,6 +84,8 @@ def summarize_payload(payload: str) -> str:
         decoded = json.loads(payload)
     except ValueError:
         return f"not JSON, {size} bytes"
+    except RecursionError:
+        return f"JSON nested too deeply to read, {size} bytes"
 
     if isinstance(decoded, dict):
         keys = ", ".join(sorted(str(key) for key in decoded)[:8])

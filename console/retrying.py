@@ -26,7 +26,8 @@ class wait_for_hub(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, RateLimited) and error.retry_after_seconds is not None:
-            return error.retry_after_seconds
+            # A Retry-After of 0, negative or in the past must not turn into a tight loop.
+            return max(error.retry_after_seconds, self._backoff(retry_state))
         if isinstance(error, AuthFailed):
             return self.auth_retry_seconds
         return self._backoff(retry_state)

@@ -8,6 +8,7 @@ environment works unchanged.
 from __future__ import annotations
 
 import base64
+import re
 import binascii
 import ipaddress
 from pathlib import Path
@@ -20,6 +21,9 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = Path(".env")
+
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP header name: one token as RFC 9110 defines it."""
 
 
 class SettingsError(Exception):
@@ -34,6 +38,7 @@ class StateSettings(BaseSettings):
         extra="ignore",
         env_file_encoding="utf-8",
         hide_input_in_errors=True,
+        allow_inf_nan=False,
     )
 
     state_dir: Path = Field(
@@ -78,7 +83,7 @@ class Settings(StateSettings):
         default=600.0, gt=0, description="Seconds after which an undelivered result is marked stuck (still retried)."
     )
     ledger_retention_days: float = Field(
-        default=30.0, gt=0, description="Days a delivered task stays in the ledger before it is pruned."
+        default=30.0, gt=0, le=36500, description="Days a delivered task stays in the ledger before it is pruned."
     )
     poll_burst_interval_seconds: float = Field(
         default=2.0,
@@ -148,6 +153,12 @@ class Settings(StateSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as https://hub.example.org/api")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not contain a user name or password; the hub identifies the trust by TRUST_API_KEY")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("has an invalid port; use a number from 1 to 65535") from None
         return value
 
     @model_validator(mode="after")
@@ -173,8 +184,20 @@ class Settings(StateSettings):
     @field_validator("trust_api_key")
     @classmethod
     def _check_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        # A key read from a file often ends in a newline, which no HTTP header may carry.
+        key = value.get_secret_value().strip()
+        if not key:
             raise ValueError("must not be empty")
+        if not all(" " < character < "\x7f" for character in key):
+            raise ValueError("may contain only visible ASCII characters, as an HTTP header value")
+        return SecretStr(key)
+
+    @field_validator("trust_api_key_header", "trust_internal_service_key_header")
+    @classmethod
+    def _check_header_name(cls, value: str) -> str:
+        value = value.strip()
+        if not HEADER_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid HTTP header name; use for example X-Trust-API-Key")
         return value
 
     @field_validator("aes_key_base64")
@@ -278,6 +301,8 @@ def describe_validation_error(error: ValidationError) -> str:
         message = problem["msg"].removeprefix("Value error, ")
         got = problem.get("input")
         secret = name in ("TRUST_API_KEY", "AES_KEY_BASE64", "TRUST_INTERNAL_SERVICE_KEY")
-        shown = "" if secret or isinstance(got, dict) or str(got) in message else f" (got {got!r})"
+        # A URL with user information may carry a password, so it is not repeated either.
+        hidden = secret or isinstance(got, dict) or str(got) in message or "@" in str(got)
+        shown = "" if hidden else f" (got {got!r})"
         lines.append(f"{name} is invalid: {message}{shown}")
     return "\n".join(lines)

@@ -111,3 +111,36 @@ def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert "POLL_INTERVAL_SECONDS is invalid" in lines[0]
     assert "very-secret-key" not in completed.stderr
+
+
+def test_key_from_file_with_newline_is_stripped() -> None:
+    settings = load_settings({"central_hub_api_url": HUB, "trust_api_key": "secret-key\n"})
+
+    assert settings.trust_api_key.get_secret_value() == "secret-key"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"trust_api_key": "kéy"}, "TRUST_API_KEY"),
+        ({"trust_api_key_header": "X Trust"}, "TRUST_API_KEY_HEADER"),
+        ({"central_hub_api_url": "https://hub.example.org:99999/api"}, "CENTRAL_HUB_API_URL"),
+        ({"poll_interval_seconds": "inf"}, "POLL_INTERVAL_SECONDS"),
+        ({"ledger_retention_days": "1000000"}, "LEDGER_RETENTION_DAYS"),
+    ],
+)
+def test_unusable_values_rejected(overrides: dict[str, str], variable: str) -> None:
+    values = {"central_hub_api_url": HUB, "trust_api_key": "k", **overrides}
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings(values)
+
+    assert str(raised.value).startswith(f"{variable} is invalid")
+
+
+def test_url_password_not_echoed() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"central_hub_api_url": "https://trust:hunter2@hub.example.org/api", "trust_api_key": "k"})
+
+    assert "user name or password" in str(raised.value)
+    assert "hunter2" not in str(raised.value)

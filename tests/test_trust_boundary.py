@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -143,3 +144,43 @@ def test_api_key_in_no_output(embedded_hub: EmbeddedHub, api_key: str, tmp_path:
     for path in (tmp_path / "state").rglob("*"):
         if path.is_file():
             assert api_key.encode() not in path.read_bytes(), path
+
+
+async def test_zero_retry_after_is_no_tight_loop(embedded_hub: EmbeddedHub, make_settings) -> None:
+    embedded_hub.faults.fail_next("result", 429, count=1000, retry_after=0)
+    task_id = embedded_hub.store.enqueue("echo", {}).id
+    agent = Agent(make_settings())
+
+    async with running(agent):
+        await wait_until(lambda: embedded_hub.store.records.count_requests("result") >= 1)
+        await asyncio.sleep(1.5)
+        posts = embedded_hub.store.records.count_requests("result")
+
+    # Backoff from 1 s: about 2 attempts in 1.5 s. A Retry-After of 0 taken literally makes thousands.
+    assert posts <= 5
+    assert embedded_hub.store.task(task_id).status is TaskStatus.IN_PROGRESS
+
+
+async def test_unusable_poll_reply_is_no_tight_loop(embedded_hub: EmbeddedHub, make_settings) -> None:
+    embedded_hub.faults.malform_next(MalformedKind.NOT_JSON, count=10_000)
+    agent = Agent(make_settings())
+
+    async with running(agent):
+        await wait_until(lambda: embedded_hub.store.records.count_requests("pending") >= 1)
+        await asyncio.sleep(1.0)
+        polls = embedded_hub.store.records.count_requests("pending")
+
+    # One poll per 0.1 s interval: about 10. Without the wait, thousands.
+    assert polls <= 30
+
+
+async def test_deeply_nested_payload_drops_nothing(embedded_hub: EmbeddedHub, make_settings) -> None:
+    nested = embedded_hub.store.enqueue("echo", "[" * 5000 + "]" * 5000).id
+    after = embedded_hub.store.enqueue("echo", {"n": 1}).id
+    agent = Agent(make_settings())
+
+    async with running(agent):
+        await wait_until(lambda: embedded_hub.store.task(after).status is TaskStatus.COMPLETED)
+        await wait_until(lambda: embedded_hub.store.task(nested).status is TaskStatus.FAILED)
+
+    assert "nested too deeply" in json.loads(embedded_hub.store.task(nested).result)["error"]

@@ -55,6 +55,10 @@ log = logging.getLogger("console.agent")
 MAX_HANDLER_RUNS = 2
 """Handler starts allowed per task across agent restarts, so a task that crashes the agent cannot loop."""
 
+CONCURRENT_REPORTS = 4
+"""Result reports sent at the same time."""
+
+
 class HealthSource(Protocol):
     """Where heartbeats get their health snapshot from."""
 
@@ -124,6 +128,9 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self.exit_code = EXIT_OK
 
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        # Deliveries use at most a quarter of the hub client's 16 connections, so heartbeats and polls
+        # always find one free, however many results wait.
+        self._report_slots = asyncio.Semaphore(CONCURRENT_REPORTS)
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._claiming = True
         self._polling = False

@@ -40,6 +40,9 @@ from ..retrying import sleep_unless_woken
 
 log = logging.getLogger("console.agent")
 
+REPORT_BACKLOG_FACTOR = 4
+"""Polling stops while this many results per handler slot wait for delivery."""
+
 
 class PollingMixin:
     """Mixed into Agent: claims tasks while a handler slot is free and runs them concurrently."""
@@ -65,6 +68,8 @@ class PollingMixin:
 
             reply = await self._poll_once()
             if reply is None:
+                # Unusable, or the hub failed until a stop or pause: wait a normal interval, never spin.
+                await sleep_unless_woken(self.settings.poll_interval_seconds, self._wake_poll)
                 continue
             self._accept(reply)
 
@@ -81,7 +86,12 @@ class PollingMixin:
             await self._wait_until(lambda: self._identity_ready.is_set() or not self._claiming)
 
     def _free_slots(self) -> int:
+        """Handler slots free for new tasks; none while results pile up undelivered, so a hub that
+        refuses results is not also handed more work."""
         waiting = sum(1 for record in self.tasks.values() if record.state in (TaskState.QUEUED, TaskState.RUNNING))
+        undelivered = sum(1 for record in self.tasks.values() if record.state is TaskState.AWAITING_REPORT)
+        if undelivered >= REPORT_BACKLOG_FACTOR * self.settings.max_concurrent_tasks:
+            return 0
         return max(self.settings.max_concurrent_tasks - waiting, 0)
 
     async def _poll_once(self) -> PollReply | None:
@@ -139,11 +149,15 @@ class PollingMixin:
                 self._finish(record, HandlerOutcome.failed(f"Invalid task from the hub: {invalid.reason}"))
 
         for task in reply.tasks:
-            existing = self.tasks.get(task.id) or self._from_ledger(task.id)
-            if existing is None:
-                self._start(task)
-            else:
-                self._handle_repeat(existing)
+            try:
+                existing = self.tasks.get(task.id) or self._from_ledger(task.id)
+                if existing is None:
+                    self._start(task)
+                else:
+                    self._handle_repeat(existing)
+            except Exception:
+                # One task that breaks intake must not drop the others of the same poll.
+                log.exception("taking task %s (%s) failed", task.id, task.task_type[:100])
 
     def _new_record(self, task_id: str, task_type: str, payload: str | None) -> TaskRecord:
         summary = "not readable" if payload is None else summarize_payload(payload)

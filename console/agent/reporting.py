@@ -95,7 +95,8 @@ class ReportingMixin:
             ):
                 with attempt:
                     try:
-                        accepted = await self.client.send_result(task_id, bool(record.success), record.result)
+                        async with self._report_slots:
+                            accepted = await self.client.send_result(task_id, bool(record.success), record.result)
                     except HubError as error:
                         self._add_attempt(record, ReportAttempt(utc_now(), error.status_code, str(error)))
                         raise

@@ -7,6 +7,7 @@ default headers, so the key never appears in code that builds a request.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from ..hub_client import parse_retry_after
+from ..hub_client import MalformedReply, parse_retry_after, read_capped
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,10 @@ class CohortResultsPoster:
 
     async def _post_once(self, body: dict[str, Any]) -> None:
         try:
-            response = await self._http.post(self._url, json=body)
+            async with self._http.stream("POST", self._url, json=body) as response:
+                content = await read_capped("cohort", response)
+        except MalformedReply as error:
+            raise CohortResultsFailed(f"the hub's reply was unusable: {error}") from None
         except httpx.TimeoutException as error:
             raise _HubBusy(f"the hub timed out ({type(error).__name__})") from None
         except httpx.RequestError as error:
@@ -137,17 +141,17 @@ class CohortResultsPoster:
         status = response.status_code
         if status == 200:
             return
-        message = f"the hub returned {status}" + _detail(response)
+        message = f"the hub returned {status}" + _detail(content)
         if status == 429 or status >= 500:
             raise _HubBusy(message, parse_retry_after(response.headers.get("Retry-After")))
         raise CohortResultsFailed(message)
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(content: bytes) -> str:
     """Return the hub's `detail` for a message; a 422 list keeps each field and message but not the input."""
     try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
+        detail = json.loads(content).get("detail")
+    except (ValueError, AttributeError, RecursionError):
         return ""
     if isinstance(detail, list):
         problems = [
