@@ -307,7 +307,11 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self._publish(AgentStopped(reason=reason))
 
     def _persist(self, write: Callable[..., None], *arguments: object) -> None:
-        """Write to the ledger; on failure log it and go on, since the record is still in memory."""
+        """Write to the ledger; on failure log it and go on, since the record is still in memory.
+
+        NOTE: while the ledger cannot be written (a full disk), results are still reported from
+        memory, but a crash in that time loses them, and the hub runs those tasks again later.
+        """
         try:
             write(*arguments)
         except LedgerError as error:
