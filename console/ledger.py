@@ -191,8 +191,8 @@ class Ledger:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL syncs the write-ahead log on every commit, so a result survives a power cut too.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # In WAL mode NORMAL survives a crashed or killed process; record_finished syncs to disk.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -228,7 +228,19 @@ class Ledger:
         )
 
     def record_finished(self, record: TaskRecord) -> None:
-        """Commit the handler's result; it must reach disk before the first report attempt."""
+        """Commit the handler's result and sync it to disk before the first report attempt.
+
+        This is the one commit made with synchronous=FULL: it also syncs every earlier
+        commit, while the others (received, attempts, delivered) survive a killed process
+        but may be lost to a power cut, after which a result is at worst sent again.
+        """
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._write_finished(record)
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _write_finished(self, record: TaskRecord) -> None:
         self._write(
             "UPDATE tasks SET state = ?, started_at = ?, finished_at = ?, success = ?, result = ?, error = ?,"
             " rejection = NULL, stuck = 0 WHERE task_id = ?",

@@ -55,7 +55,7 @@ log = logging.getLogger("console.agent")
 MAX_HANDLER_RUNS = 2
 """Handler starts allowed per task across agent restarts, so a task that crashes the agent cannot loop."""
 
-CONCURRENT_REPORTS = 4
+CONCURRENT_REPORTS = 2
 """Result reports sent at the same time."""
 
 
@@ -128,8 +128,8 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self.exit_code = EXIT_OK
 
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
-        # Deliveries use at most a quarter of the hub client's 16 connections, so heartbeats and polls
-        # always find one free, however many results wait.
+        # Deliveries use at most 2 of the hub client's 16 connections, so heartbeats and polls always
+        # find one free however many results wait; more in parallel only adds connection-pool overhead.
         self._report_slots = asyncio.Semaphore(CONCURRENT_REPORTS)
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._claiming = True

@@ -13,6 +13,7 @@ import heapq
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
@@ -259,7 +260,11 @@ class TaskTable(DataTable[Text]):
         updated = False
         for (column_key, _), old, new in zip(COLUMNS, self._shown[task_id], row):
             if not _same(old, new):
-                self.update_cell(task_id, column_key, new, update_width=True)
+                # Widening is cheap, but asking Textual to fit a narrower cell re-measures the whole
+                # column (over a second at 10,000 rows), so columns only ever grow.
+                width = cell_len(new.plain if isinstance(new, Text) else str(new))
+                wider = width > self.columns[column_key].content_width
+                self.update_cell(task_id, column_key, new, update_width=wider)
                 updated = True
         self._shown[task_id] = row
         return updated

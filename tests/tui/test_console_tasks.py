@@ -147,7 +147,8 @@ async def test_table_coalesces_bursts_of_events(hub: EmbeddedHub, make_app: Make
 
         assert all_done
         assert len(events) >= 4 * len(tasks)
-        assert len(batches) < len(events) / 4
+        # Reports go out a few at a time, so events arrive in more, smaller bursts than tasks do.
+        assert len(batches) < len(events) / 2
         assert len(flush_times) < len(events) / 10
         # Timer ticks may drift, but over the whole burst there is at most one flush per interval.
         burst_seconds = flush_times[-1] - flush_times[0]
