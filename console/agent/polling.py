@@ -86,8 +86,11 @@ class PollingMixin:
             await self._wait_until(lambda: self._identity_ready.is_set() or not self._claiming)
 
     def _free_slots(self) -> int:
-        """Handler slots free for new tasks; none while results pile up undelivered, so a hub that
-        refuses results is not also handed more work."""
+        """Count the handler slots free for new tasks.
+
+        None are free while results pile up undelivered, so a hub that refuses
+        results does not also hand out more work.
+        """
         waiting = sum(1 for record in self.tasks.values() if record.state in (TaskState.QUEUED, TaskState.RUNNING))
         undelivered = sum(1 for record in self.tasks.values() if record.state is TaskState.AWAITING_REPORT)
         if undelivered >= REPORT_BACKLOG_FACTOR * self.settings.max_concurrent_tasks:
