@@ -88,7 +88,7 @@ ACTIVE_STATES = (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
 
 
 class LedgerError(Exception):
-    """The ledger cannot be used; the message says which file and what to do."""
+    """The ledger cannot be used; the message names the file and what to do."""
 
 
 class StateDirLocked(LedgerError):

@@ -1,10 +1,10 @@
-"""The trust agent: heartbeat, poll, run handlers and report, each on its own schedule.
+"""The Agent class: its state, life cycle and the helpers its loops share.
 
-Three loops share one hub client. The heartbeat loop never waits for task
-work, the poll loop claims tasks only while a handler slot is free, handlers
-run concurrently up to MAX_CONCURRENT_TASKS, and the report loop delivers each
-result with retries of its own so one slow delivery holds up no other.
-The console and the headless runner host the same Agent and watch its events.
+The loops share one hub client. The heartbeat loop never waits for task work.
+The poll loop claims tasks only while a handler slot is free, and handlers
+run concurrently up to MAX_CONCURRENT_TASKS. The report loop delivers each
+result with retries of its own, so one slow delivery holds up no other. The
+console and the headless runner host the same Agent and watch its events.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ CONCURRENT_REPORTS = 2
 
 
 class HealthSource(Protocol):
-    """Where heartbeats get their health snapshot from."""
+    """Source of the health snapshot sent with each heartbeat."""
 
     def snapshot(self) -> dict[str, Any] | None:
         """Return the latest snapshot if it is fresh, else None so the heartbeat goes without a body."""
@@ -129,7 +129,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
 
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
         # Deliveries use at most 2 of the hub client's 16 connections, so heartbeats and polls always
-        # find one free however many results wait; more in parallel only adds connection-pool overhead.
+        # find one free however many results wait. More in parallel only adds connection-pool overhead.
         self._report_slots = asyncio.Semaphore(CONCURRENT_REPORTS)
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._claiming = True
