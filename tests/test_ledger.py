@@ -260,3 +260,25 @@ async def test_resumed_task_waits_for_identity(embedded_hub: EmbeddedHub, make_s
     assert runs == 1
     assert stored.state is TaskState.RUNNING
     assert embedded_hub.store.records.results() == []
+
+
+async def test_409_after_restart_says_first_may_count(embedded_hub: EmbeddedHub, make_settings) -> None:
+    store = embedded_hub.store
+    task_id = store.enqueue("echo", {}).id
+    store.hand_out(embedded_hub.trust.trust_id)
+    store.record_result(task_id, embedded_hub.trust.trust_id, True, "{}")
+    settings = make_settings()
+    ledger = Ledger(settings.state_dir)
+    now = datetime.now(timezone.utc)
+    record = TaskRecord(task_id, "echo", "JSON object", now, state=TaskState.AWAITING_REPORT)
+    record.success, record.result, record.started_at, record.finished_at = True, "{}", now, now
+    ledger.record_received(record, "{}")
+    ledger.record_finished(record)
+    ledger.close()
+    agent = Agent(settings)
+
+    async with running(agent):
+        await wait_until(lambda: agent.tasks[task_id].state is TaskState.REJECTED)
+
+    assert "resent after a restart" in agent.tasks[task_id].rejection
+    assert result_statuses(embedded_hub, task_id) == [409]

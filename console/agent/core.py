@@ -149,6 +149,8 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self._closed = False
         self.running_loops: set[str] = set()
         """Names of the loops running now; a loop missing here while the agent runs has died."""
+        self._resumed_ids: set[str] = set()
+        """Results from an earlier run, sent again after a restart."""
         self._resume_plan = self._load_ledger()
 
     # Operator actions.
@@ -340,6 +342,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         plan, self._resume_plan = self._resume_plan, []
         for record, payload, runs in plan:
             if record.state is TaskState.AWAITING_REPORT:
+                self._resumed_ids.add(record.task_id)
                 self._outbox.put_nowait(record.task_id)
             elif payload is None or runs >= MAX_HANDLER_RUNS:
                 outcome = HandlerOutcome.failed(

@@ -106,6 +106,10 @@ class ReportingMixin:
             if error.status_code == 409 and any(attempt.status_code is None for attempt in record.report_attempts):
                 # An earlier attempt got no reply, so the hub may well have recorded that one.
                 record.rejection += " (an earlier attempt got no reply and may have been recorded)"
+            elif error.status_code == 409 and task_id in self._resumed_ids:
+                # The previous run may have been stopped after the hub accepted the result but before
+                # the ledger recorded that.
+                record.rejection += " (resent after a restart; the hub may have recorded the first delivery)"
             self._persist(self.ledger.record_rejected, record)
             self._publish(
                 ReportFailed(
