@@ -75,7 +75,7 @@ class HandlerOutcome:
 
 
 def fit_result(text: str | None, max_chars: int = MAX_RESULT_CHARS) -> str | None:
-    """Cut a result to `max_chars`, ending it with a marker that says how much was cut."""
+    """Cut a result to `max_chars`, ending it with a marker that states how much was cut."""
     if text is None or len(text) <= max_chars:
         return text
     marker_room = len(TRUNCATION_MARKER.format(cut=len(text)))
@@ -175,7 +175,7 @@ async def echo(payload: Any, context: HandlerContext) -> Any:
 
 
 async def sleep(payload: Any, context: HandlerContext) -> Any:
-    """Sleep for `{"seconds": N}`; stands in for long-running work."""
+    """Sleep for `{"seconds": N}`, to simulate long-running work."""
     seconds = payload.get("seconds") if isinstance(payload, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
         if seconds is None:
@@ -186,7 +186,7 @@ async def sleep(payload: Any, context: HandlerContext) -> Any:
 
 
 async def fail(payload: Any, context: HandlerContext) -> Any:
-    """Fail with `{"message": M}`; stands in for a handler that fails."""
+    """Fail with `{"message": M}`, to simulate a handler that fails."""
     message = payload.get("message") if isinstance(payload, dict) else None
     if not isinstance(message, str):
         if message is None:

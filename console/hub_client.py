@@ -57,11 +57,11 @@ class HubError(Exception):
 
 
 class HubUnavailable(HubError):
-    """The hub could not be reached, timed out or answered 5xx; retry later."""
+    """The hub could not be reached, timed out or returned 5xx; retry later."""
 
 
 class RateLimited(HubError):
-    """The hub answered 429; `retry_after_seconds` is its Retry-After, when sent."""
+    """The hub returned 429; `retry_after_seconds` is its Retry-After, when sent."""
 
     def __init__(self, endpoint: str, message: str, retry_after_seconds: float | None) -> None:
         super().__init__(endpoint, message, 429)
@@ -77,7 +77,7 @@ class ResultRejected(HubError):
 
 
 class UnexpectedStatus(HubError):
-    """The hub answered a status this endpoint does not define."""
+    """The hub returned a status this endpoint does not define."""
 
 
 class MalformedReply(HubError):

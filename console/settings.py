@@ -91,7 +91,7 @@ class Settings(StateSettings):
         description="Seconds between polls while the hub still hands out tasks (FLIP allows 30 polls a minute).",
     )
     hub_backoff_max_seconds: float = Field(
-        default=30.0, gt=0, description="Longest wait between retries while the hub fails, in seconds."
+        default=30.0, gt=0, description="Maximum wait between retries while the hub fails, in seconds."
     )
     auth_retry_seconds: float = Field(
         default=60.0, gt=0, description="Seconds between checks while the hub rejects the API key."
@@ -111,7 +111,7 @@ class Settings(StateSettings):
         default=10_000_000,
         ge=1000,
         le=10_000_000,
-        description="Longest result stored and sent, in characters; longer ones are cut with a marker (hub limit 10,000,000).",
+        description="Maximum result length stored and sent, in characters; longer ones are cut with a marker (hub limit 10,000,000).",
     )
 
     # FLIP's payload encryption and the trust's local services.
