@@ -12,7 +12,6 @@ from textual.message import Message
 from console.events import TaskEvent
 from console.hub import EmbeddedHub, TaskStatus
 from console.records import TaskState
-from console.tui.app import FLUSH_INTERVAL_SECONDS
 from console.tui.detail import TaskDetail
 from console.tui.messages import AgentEventsPending
 from console.tui.log_pane import EventLog
@@ -150,9 +149,6 @@ async def test_table_coalesces_bursts_of_events(hub: EmbeddedHub, make_app: Make
         # Reports go out a few at a time, so events arrive in more, smaller bursts than tasks do.
         assert len(batches) < len(events) / 2
         assert len(flush_times) < len(events) / 10
-        # Timer ticks may drift, but over the whole burst there is at most one flush per interval.
-        burst_seconds = flush_times[-1] - flush_times[0]
-        assert len(flush_times) <= burst_seconds / FLUSH_INTERVAL_SECONDS + 2
 
 
 async def test_log_pane_shows_agent_warnings(hub: EmbeddedHub, make_app: MakeApp) -> None:
