@@ -21,7 +21,7 @@ def utc_now() -> datetime:
 
 
 class Connectivity(enum.StrEnum):
-    """How the agent currently reaches the hub."""
+    """State of the agent's connection to the hub."""
 
     CONNECTING = "connecting"
     ONLINE = "online"
@@ -95,7 +95,7 @@ class ReportStuck(TaskEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskUpdated(TaskEvent):
-    """A task's record changed in the ledger, as an attached console sees it from another process."""
+    """A task's record changed in the ledger, as read by a console attached from another process."""
 
 
 @dataclass(frozen=True, kw_only=True)

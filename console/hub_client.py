@@ -1,9 +1,9 @@
 """The client for the hub's three trust endpoints, on one httpx.AsyncClient.
 
 Every request goes from the trust to the hub. Each reply is checked before
-use, and each way a request can fail becomes one exception type, so the loops
-above decide what to do from the type alone: retry later, wait for
-Retry-After, stop resending, or report the key as wrong.
+use. Each way a request can fail becomes one exception type, so the loops
+decide from the type alone whether to retry later, wait for Retry-After, stop
+resending, or report the key as wrong.
 """
 
 from __future__ import annotations

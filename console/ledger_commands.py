@@ -1,7 +1,7 @@
 """Command-line operator actions on a STATE_DIR's ledger: list, retry and re-run tasks.
 
 They work with or without an agent running. A running agent picks a request
-up from the ledger within a second; without one, nothing is sent now, and
+up from the ledger within a second. Without one, nothing is sent now, because
 the next start delivers every undelivered result anyway.
 """
 

@@ -58,7 +58,7 @@ class RepeatFilter(logging.Filter):
     """Count hub-wide warnings and errors that repeat (numbers aside) within a window instead of logging each.
 
     The first of a kind is logged; its repeats within the window are dropped
-    and counted, and the next one logged after the window says how many were
+    and counted, and the next one logged after the window states how many were
     dropped. A hub that stays down thus fills the log with counts rather than
     thousands of lines.
     """

@@ -1,6 +1,6 @@
 """Prometheus metrics and the health verdict of a running agent.
 
-Counters and the round-trip histogram are fed by agent events; task counts
+Counters and the round-trip histogram are fed by agent events. Task counts
 by state and the oldest undelivered result are read from the agent when
 scraped, so they are never stale.
 """

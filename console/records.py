@@ -9,7 +9,7 @@ from datetime import datetime
 
 
 class TaskState(enum.StrEnum):
-    """Where a task is on its way from the hub, through a handler, back to the hub."""
+    """Stage of a task on its way from the hub, through a handler, back to the hub."""
 
     QUEUED = "queued"
     """Received from the hub, waiting for a handler slot."""
@@ -35,7 +35,7 @@ class ReportAttempt:
 
 @dataclass
 class TaskRecord:
-    """What the agent knows about one task; the console renders these."""
+    """The agent's record of one task, which the console renders."""
 
     task_id: str
     task_type: str
@@ -69,7 +69,7 @@ class TaskRecord:
 
     @property
     def last_error(self) -> str | None:
-        """The most relevant error for a one-line view: rejection, report, then handler."""
+        """The error to show on one line: the rejection, else the last report error, else the handler's."""
         return self.rejection or self.last_report_error or self.error
 
 

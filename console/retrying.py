@@ -11,7 +11,7 @@ from .hub_client import AuthFailed, RateLimited
 
 
 class wait_for_hub(wait_base):
-    """Wait as the hub asks: Retry-After on 429, a slow fixed pace on a bad key, else capped backoff.
+    """Wait as the hub requests: Retry-After on 429, a slow fixed pace on a bad key, else capped backoff.
 
     The backoff is exponential with jitter from `initial_seconds` up to
     `max_seconds`, so a hub that is down receives few requests, and many

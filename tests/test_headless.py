@@ -37,7 +37,7 @@ def test_sigterm_drains_and_logs_each_step(embedded_hub: EmbeddedHub, api_key: s
     reader.start()
     process.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
-    # The signal is handled asynchronously: enqueue only once the agent says it stopped claiming.
+    # The signal is handled asynchronously: enqueue only once the agent logs that it stopped claiming.
     wait_for(lambda: any("SIGTERM received" in line for line in lines))
     later = store.enqueue("echo", {}).id
     heartbeats_at_signal = len(store.records.heartbeats())

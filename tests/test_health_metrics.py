@@ -36,7 +36,7 @@ async def health_of(client: httpx.AsyncClient) -> tuple[int, list[str]]:
 
 
 async def wait_for_health(client: httpx.AsyncClient, status: int, reason: str = "") -> list[str]:
-    """Poll /healthz until it answers `status` with a reason containing `reason`; return the reasons."""
+    """Poll /healthz until it returns `status` with a reason containing `reason`; return the reasons."""
     deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
     while True:
         code, reasons = await health_of(client)

@@ -126,7 +126,7 @@ class HeartbeatMixin:
 
     def _update_online(self, reason: str) -> None:
         if self.connectivity in (Connectivity.OFFLINE, Connectivity.AUTH_FAILED):
-            # Polls failed with the hub; they get a fresh chance now that it answers again.
+            # Polls failed while the hub was unreachable, so they get a fresh chance now that it replies again.
             self._poll_failing = False
         if self._poll_failing:
             self._set_connectivity(Connectivity.DEGRADED, "heartbeats succeed but polls fail")

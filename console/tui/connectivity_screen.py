@@ -81,7 +81,7 @@ def state_lines(agent: Agent, stats: ConnectivityStats, now: datetime) -> Text:
 
 
 class ConnectivityScreen(Screen[None]):
-    """How the hub has been answering; `esc` goes back to the table."""
+    """View of the hub's recent replies; `esc` goes back to the table."""
 
     BINDINGS = [Binding("escape", "back", "Back", id="connectivity.back")]
 

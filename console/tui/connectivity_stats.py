@@ -1,4 +1,4 @@
-"""What the agent's events tell about the hub's replies: round trips, status classes per endpoint, rate limits."""
+"""Statistics of the hub's replies from the agent's events: round trips, status classes per endpoint, rate limits."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ENDPOINTS = ("heartbeat", "poll", "report")
 
 
 class StatusClass(enum.Enum):
-    """How the connectivity view groups the hub's replies."""
+    """Group of hub replies in the connectivity view."""
 
     OK = "2xx"
     CLIENT_ERROR = "4xx"

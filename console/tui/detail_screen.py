@@ -39,7 +39,7 @@ class TaskDetailScreen(Screen[None]):
         self.detail.focus()
 
     def show(self, record: TaskRecord | None, next_report_at: datetime | None) -> None:
-        """Redraw the task; a task the console no longer holds is shown as gone."""
+        """Redraw the task; a task the console no longer contains is shown as gone."""
         self.detail.show(record, next_report_at, missing_id=self.task_id)
 
     def action_back(self) -> None:

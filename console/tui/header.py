@@ -60,7 +60,7 @@ def timing_text(agent: Agent, now: datetime, draining: bool = False) -> Text:
 
 
 def notice_text(agent: Agent, stats: ConnectivityStats, now: datetime) -> Text | None:
-    """Say when the hub rate limits this trust or stopped answering; None while neither is the case."""
+    """Say when the hub rate limits this trust or stopped replying; None while neither is the case."""
     text = Text()
     remaining = stats.rate_limit_remaining(now)
     if remaining is not None and stats.rate_limited_until is not None:

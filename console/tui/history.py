@@ -61,7 +61,7 @@ class History:
     def add_page(self, page: list[TaskRecord], more: bool) -> int:
         """Keep the page's tasks; return how many were new.
 
-        A task the agent still holds in memory may be kept here too, because
+        A task the agent still keeps in memory may be kept here too, because
         the table shows only the newest of those; the table then shows the
         agent's record, which is the fresher one.
         """
