@@ -41,19 +41,30 @@ def _retry_text(seconds: float | None) -> str:
     return "" if seconds is None else f"; retrying in {seconds:.1f} s"
 
 
+def _outcome_text(event: TaskReported) -> str:
+    if event.success is None:
+        return ""
+    outcome = "succeeded" if event.success else "failed"
+    if event.duration_seconds is None:
+        return f": {outcome}"
+    return f": {outcome} in {event.duration_seconds:.2f} s"
+
+
 def describe_event(event: AgentEvent) -> tuple[int, str] | None:
     """Return the log level and line for an event, or None for events too frequent to log."""
     match event:
+        # A task's start and its end (the hub has its result) are logged at INFO; the steps between
+        # are at DEBUG, so a busy agent writes two lines per task.
         case TaskReceived(task_id=task_id, task_type=task_type):
-            return logging.INFO, f"task {task_id} ({task_type}) received"
+            return logging.DEBUG, f"task {task_id} ({task_type}) received"
         case TaskStarted(task_id=task_id, task_type=task_type):
             return logging.INFO, f"task {task_id} ({task_type}) started"
         case TaskFinished(task_id=task_id, task_type=task_type, success=True, duration_seconds=duration):
-            return logging.INFO, f"task {task_id} ({task_type}) finished in {duration:.2f} s"
+            return logging.DEBUG, f"task {task_id} ({task_type}) finished in {duration:.2f} s"
         case TaskFinished(task_id=task_id, task_type=task_type, duration_seconds=duration, error=error):
             return logging.WARNING, f"task {task_id} ({task_type}) failed in {duration:.2f} s: {error}"
         case TaskReported(task_id=task_id, task_type=task_type, attempts=attempts):
-            return logging.INFO, f"task {task_id} ({task_type}) reported (attempt {attempts})"
+            return logging.INFO, f"task {task_id} ({task_type}) reported{_outcome_text(event)} (attempt {attempts})"
         case ReportFailed(task_id=task_id, task_type=task_type, final=True, status_code=status, error=error):
             return logging.ERROR, f"task {task_id} ({task_type}) result rejected by the hub ({status}): {error}; not resending"
         case ReportFailed(task_id=task_id, task_type=task_type, attempt=attempt, error=error, retry_in_seconds=wait):

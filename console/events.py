@@ -69,6 +69,10 @@ class TaskReported(TaskEvent):
 
     attempts: int
     status_code: int
+    success: bool | None = None
+    """Whether the result delivered is a success; None when not known."""
+    duration_seconds: float | None = None
+    """How long the handler ran."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +23,9 @@ from .records import ReportAttempt, TaskRecord, TaskState
 from .text import printable
 
 log = logging.getLogger(__name__)
+
+Statement = tuple[str, tuple[object, ...]]
+"""An SQL statement and its values."""
 
 LEDGER_FILE = "ledger.sqlite3"
 LOCK_FILE = "agent.lock"
@@ -181,6 +184,7 @@ class Ledger:
     """Task records in STATE_DIR/ledger.sqlite3 (WAL mode, file mode 0600)."""
 
     def __init__(self, state_dir: Path) -> None:
+        self._captured: list[Statement] | None = None
         self.path = prepare_state_dir(state_dir) / LEDGER_FILE
         try:
             if not self.path.exists():
@@ -206,6 +210,12 @@ class Ledger:
         self._db.close()
 
     def _write(self, sql: str, parameters: tuple[object, ...]) -> None:
+        if self._captured is not None:
+            self._captured.append((sql, parameters))
+            return
+        self._run(sql, parameters)
+
+    def _run(self, sql: str, parameters: tuple[object, ...]) -> None:
         try:
             self._db.execute(sql, parameters)
         except sqlite3.OperationalError as error:
@@ -221,36 +231,70 @@ class Ledger:
              _text(record.received_at)),
         )
 
+    def record_run(self, record: TaskRecord) -> None:
+        """Count a run of the task's handler; committed before the handler may start."""
+        self._write("UPDATE tasks SET runs = runs + 1 WHERE task_id = ?", (record.task_id,))
+
     def record_started(self, record: TaskRecord) -> None:
         self._write(
-            "UPDATE tasks SET state = ?, started_at = ?, runs = runs + 1 WHERE task_id = ?",
+            "UPDATE tasks SET state = ?, started_at = ? WHERE task_id = ?",
             (record.state.value, _text(record.started_at), record.task_id),
         )
 
     def record_finished(self, record: TaskRecord) -> None:
         """Commit the handler's result and sync it to disk before the first report attempt.
 
-        This is the one commit made with synchronous=FULL: it also syncs every earlier
-        commit, while the others (received, attempts, delivered) survive a killed process
+        This write is synced with synchronous=FULL, which also syncs every earlier
+        commit; the others (received, attempts, delivered) survive a killed process
         but may be lost to a power cut, after which a result is at worst sent again.
+        Inside a transaction the write joins it, and is synced as that transaction is.
         """
         if self._db.in_transaction:
-            # SQLite fixes the safety level for a transaction; its commit syncs as set when it began.
-            self._write_finished(record)
+            self.write_finished(record)
             return
-        self._db.execute("PRAGMA synchronous=FULL")
-        try:
-            self._write_finished(record)
-        finally:
-            self._db.execute("PRAGMA synchronous=NORMAL")
+        self.commit(self.statements(self.write_finished, record), durable=True)
 
-    def _write_finished(self, record: TaskRecord) -> None:
+    def write_finished(self, record: TaskRecord) -> None:
+        """Write the handler's result without a sync of its own; see record_finished."""
         self._write(
             "UPDATE tasks SET state = ?, started_at = ?, finished_at = ?, success = ?, result = ?, error = ?,"
             " rejection = NULL, stuck = 0 WHERE task_id = ?",
             (record.state.value, _text(record.started_at), _text(record.finished_at), int(bool(record.success)),
              record.result, record.error, record.task_id),
         )
+
+    # Writes made elsewhere: the agent's writer thread commits them on a connection of its own.
+
+    def statements(self, write: Callable[..., None], *arguments: object) -> list[Statement]:
+        """Return the SQL statements a write method would run, with their values as of now, without running them."""
+        self._captured = []
+        try:
+            write(*arguments)
+            return self._captured
+        finally:
+            self._captured = None
+
+    def commit(self, statements: list[Statement], durable: bool) -> None:
+        """Run statements in one transaction: one commit, and with `durable` one sync to disk.
+
+        Raises LedgerError and leaves the ledger as it was if any statement fails.
+        """
+        # SQLite fixes a transaction's safety level when it begins, so the level is set before BEGIN.
+        if durable:
+            self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._run("BEGIN IMMEDIATE", ())
+            try:
+                for sql, parameters in statements:
+                    self._run(sql, parameters)
+                self._run("COMMIT", ())
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        finally:
+            if durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
 
     def record_attempt(self, task_id: str, attempt: ReportAttempt) -> None:
         self._write(

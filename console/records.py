@@ -26,6 +26,10 @@ class TaskState(enum.StrEnum):
     """The hub refused the result with a final status (403, 404, 409, 422)."""
 
 
+FINAL_STATES = (TaskState.DONE, TaskState.REJECTED)
+"""States a task leaves only when the hub hands it out again."""
+
+
 @dataclass(frozen=True)
 class ReportAttempt:
     at: datetime

@@ -138,6 +138,7 @@ async def test_restart_reruns_interrupted_handler_once(embedded_hub: EmbeddedHub
     ledger = Ledger(settings.state_dir)
     record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
     ledger.record_received(record, '{"seconds": 0.3}')
+    ledger.record_run(record)
     ledger.record_started(record)
     ledger.close()
     embedded_hub.store.hand_out(embedded_hub.trust.trust_id)
@@ -156,8 +157,9 @@ async def test_restart_fails_task_interrupted_twice(embedded_hub: EmbeddedHub, m
     ledger = Ledger(settings.state_dir)
     record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
     ledger.record_received(record, '{"seconds": 0.3}')
-    ledger.record_started(record)
-    ledger.record_started(record)
+    for _ in range(2):
+        ledger.record_run(record)
+        ledger.record_started(record)
     ledger.close()
     embedded_hub.store.hand_out(embedded_hub.trust.trust_id)
     agent = Agent(settings)
@@ -181,7 +183,7 @@ def test_sigkill_before_delivery_then_restart_delivers_once(
         first.send_signal(signal.SIGKILL)
         _, first_log = first.communicate(timeout=10)
 
-    assert f"task {task_id} (sleep) finished" in first_log
+    assert f"task {task_id} (sleep) report failed (attempt 1)" in first_log
     embedded_hub.faults.clear()
     second = start_headless(embedded_hub, api_key, tmp_path)
     try:
@@ -247,6 +249,7 @@ async def test_resumed_task_waits_for_identity(embedded_hub: EmbeddedHub, make_s
     ledger = Ledger(settings.state_dir)
     record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
     ledger.record_received(record, '{"seconds": 0.1}')
+    ledger.record_run(record)
     ledger.record_started(record)
     ledger.close()
     agent = Agent(settings)

@@ -53,7 +53,7 @@ def test_json_lines_carry_fields(embedded_hub: EmbeddedHub, api_key: str, tmp_pa
 
     lines = [json.loads(line) for line in stderr.splitlines()]
     by_event = {line.get("event"): line for line in lines if line.get("task_id") == task_id}
-    assert set(by_event) >= {"TaskReceived", "TaskStarted", "TaskFinished", "TaskReported"}
+    assert set(by_event) >= {"TaskStarted", "TaskFinished", "TaskReported"}
     for line in by_event.values():
         assert line["task_type"] == "fail"
         assert line["level"] in ("INFO", "WARNING")

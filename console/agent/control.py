@@ -8,7 +8,7 @@ import os
 from datetime import datetime
 
 from ..ledger import LedgerError
-from ..records import TaskState
+from ..records import FINAL_STATES
 from ..retrying import sleep_unless_woken
 from ..settings import public_settings
 
@@ -60,7 +60,7 @@ class ControlMixin:
         finished = [
             task_id
             for task_id, record in self.tasks.items()
-            if record.state in (TaskState.DONE, TaskState.REJECTED)
+            if record.state in FINAL_STATES
         ]
         for task_id in finished[: max(len(finished) - RECENT_RECORDS, 0)]:
             del self.tasks[task_id]

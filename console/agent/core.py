@@ -41,11 +41,12 @@ from ..hub_client import (
     ResultRejected,
 )
 from ..ledger import AgentLock, Ledger, LedgerError, prepare_state_dir
-from ..records import TaskRecord, TaskState
+from ..records import FINAL_STATES, TaskRecord, TaskState
 from ..retrying import sleep_unless_woken, wait_for_hub
 from ..settings import Settings, SettingsError
 from .control import RECENT_RECORDS, ControlMixin
 from .exits import EXIT_OK
+from .ledger_writer import LedgerWriter
 from .heartbeat import HeartbeatMixin
 from .polling import PollingMixin
 from .reporting import ReportingMixin
@@ -53,7 +54,11 @@ from .reporting import ReportingMixin
 log = logging.getLogger("console.agent")
 
 MAX_HANDLER_RUNS = 2
-"""Handler starts allowed per task across agent restarts, so a task that crashes the agent cannot loop."""
+"""Runs allowed per task across agent restarts, so a task that crashes the agent cannot loop.
+
+A run counts from the moment the task is queued for a handler slot, so a task
+that waited for a slot when the agent stopped has used a run too.
+"""
 
 CONCURRENT_REPORTS = 2
 """Result reports sent at the same time."""
@@ -114,9 +119,12 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         except LedgerError:
             self._lock.release()
             raise
+        self._writer = LedgerWriter(self.ledger, self._ledger_write_failed)
         self.client = client or HubClient(settings)
 
         self.tasks: dict[str, TaskRecord] = {}
+        self._open: dict[str, TaskRecord] = {}
+        """The tasks of self.tasks not yet delivered or rejected; kept by _set_state so counts stay cheap."""
         self.identity: Identity | None = None
         self.hub_version: str | None = None
         self.connectivity = Connectivity.CONNECTING
@@ -177,11 +185,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
     @property
     def in_flight(self) -> int:
         """Tasks received but not yet reported or rejected."""
-        return sum(
-            1
-            for record in self.tasks.values()
-            if record.state in (TaskState.QUEUED, TaskState.RUNNING, TaskState.AWAITING_REPORT)
-        )
+        return len(self._open)
 
     @property
     def stopped(self) -> bool:
@@ -196,7 +200,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         """Age of the oldest finished result the hub has not accepted yet, or None."""
         finished = [
             record.finished_at
-            for record in self.tasks.values()
+            for record in self._open.values()
             if record.state is TaskState.AWAITING_REPORT and record.finished_at is not None
         ]
         if not finished:
@@ -261,6 +265,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
                 await close()
             except Exception:
                 log.exception("closing a handler resource failed")
+        self._writer.close()
         self.ledger.close()
         self._lock.release()
 
@@ -308,21 +313,34 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self._set_connectivity(Connectivity.STOPPED, reason)
         self._publish(AgentStopped(reason=reason))
 
-    def _persist(self, write: Callable[..., None], *arguments: object) -> None:
-        """Write to the ledger; on failure log it and go on, since the record is still in memory.
+    def _persist(
+        self,
+        write: Callable[..., None],
+        *arguments: object,
+        durable: bool = False,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue a ledger write; the writer commits it with the others of this turn of the event loop.
+
+        With `durable` the commit is synced to disk; `then` runs once the write is committed, or
+        once its failure is logged.
 
         NOTE: while the ledger cannot be written (a full disk), results are still reported from
         memory, but a crash in that time loses them, and the hub runs those tasks again later.
         """
-        try:
-            write(*arguments)
-        except LedgerError as error:
-            task_ids = [
-                argument.task_id if isinstance(argument, TaskRecord) else argument
-                for argument in arguments
-                if isinstance(argument, (TaskRecord, str))
-            ]
-            log.error("ledger write failed for task %s: %s", task_ids[0] if task_ids else "-", error)
+        first = arguments[0] if arguments else None
+        task_id = first.task_id if isinstance(first, TaskRecord) else first if isinstance(first, str) else None
+        self._writer.submit(write, *arguments, task_id=task_id, durable=durable, then=then)
+
+    def _persist_and_track(self, write: Callable[..., None], *arguments: object) -> asyncio.Future[None]:
+        """Queue a ledger write; return a future done once it is committed or its failure logged."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._persist(write, *arguments, then=lambda: done.done() or done.set_result(None))
+        return done
+
+    def _ledger_write_failed(self, task_id: str | None, error: LedgerError) -> None:
+        """Log a failed ledger write and go on, since the record is still in memory."""
+        log.error("ledger write failed for task %s: %s", task_id or "-", error)
 
     def _load_ledger(self) -> list[tuple[TaskRecord, str | None, int]]:
         """Load recent and unfinished tasks from the ledger; return the unfinished ones to resume."""
@@ -333,6 +351,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
                 self.tasks[record.task_id] = record
         for record, _, _ in active:
             self.tasks[record.task_id] = record
+            self._open[record.task_id] = record
         if active:
             log.info("ledger has %d unfinished task(s) from an earlier run; resuming them", len(active))
         return active
@@ -346,14 +365,22 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
                 self._outbox.put_nowait(record.task_id)
             elif payload is None or runs >= MAX_HANDLER_RUNS:
                 outcome = HandlerOutcome.failed(
-                    f"Handler interrupted by agent stops {runs} time(s); not run again"
+                    f"Task run interrupted by agent stops {runs} time(s); not run again"
                 )
                 self._finish(record, outcome)
             else:
                 if runs:
                     log.warning("task %s (%s) was interrupted by a stop; running it again", record.task_id, record.task_type)
-                record.state = TaskState.QUEUED
+                self._set_state(record, TaskState.QUEUED)
                 self._spawn_handler(record, payload)
+
+    def _set_state(self, record: TaskRecord, state: TaskState) -> None:
+        """Move a task to `state`; every state change goes through here to keep the open tasks' index."""
+        record.state = state
+        if state in FINAL_STATES:
+            self._open.pop(record.task_id, None)
+        else:
+            self._open[record.task_id] = record
 
     def _is_idle(self) -> bool:
         return not self._polling and self.in_flight == 0

@@ -35,7 +35,7 @@ from ..hub_client import (
     PollReply,
     RateLimited,
 )
-from ..records import TaskRecord, TaskState, summarize_payload
+from ..records import FINAL_STATES, TaskRecord, TaskState, summarize_payload
 from ..retrying import sleep_unless_woken
 
 log = logging.getLogger("console.agent")
@@ -91,8 +91,8 @@ class PollingMixin:
         None are free while results pile up undelivered, so a hub that refuses
         results does not also hand out more work.
         """
-        waiting = sum(1 for record in self.tasks.values() if record.state in (TaskState.QUEUED, TaskState.RUNNING))
-        undelivered = sum(1 for record in self.tasks.values() if record.state is TaskState.AWAITING_REPORT)
+        undelivered = sum(1 for record in self._open.values() if record.state is TaskState.AWAITING_REPORT)
+        waiting = len(self._open) - undelivered
         if undelivered >= REPORT_BACKLOG_FACTOR * self.settings.max_concurrent_tasks:
             return 0
         return max(self.settings.max_concurrent_tasks - waiting, 0)
@@ -166,6 +166,7 @@ class PollingMixin:
         summary = "not readable" if payload is None else summarize_payload(payload)
         record = TaskRecord(task_id=task_id, task_type=task_type, payload_summary=summary, received_at=utc_now())
         self.tasks[task_id] = record
+        self._open[task_id] = record
         self._persist(self.ledger.record_received, record, payload)
         self._publish(TaskReceived(task_id=task_id, task_type=task_type))
         return record
@@ -177,6 +178,8 @@ class PollingMixin:
             return None
         record = stored[0]
         self.tasks[task_id] = record
+        if record.state not in FINAL_STATES:
+            self._open[task_id] = record
         return record
 
     def _handle_repeat(self, record: TaskRecord) -> None:
@@ -187,7 +190,7 @@ class PollingMixin:
             reason = "result already being reported"
         else:
             reason = "already finished; sending the stored result again"
-            record.state = TaskState.AWAITING_REPORT
+            self._set_state(record, TaskState.AWAITING_REPORT)
             record.rejection = None
             self._persist(self.ledger.record_state, record)
             self._outbox.put_nowait(record.task_id)
@@ -198,14 +201,20 @@ class PollingMixin:
         self._spawn_handler(record, task.payload)
 
     def _spawn_handler(self, record: TaskRecord, payload: str) -> None:
+        # The run is counted in the ledger before the handler may start, so a handler that kills the
+        # agent is not started again and again (see MAX_HANDLER_RUNS). A run is counted when the task
+        # is queued for a handler slot: the tasks of one poll then share one commit.
+        counted = self._persist_and_track(self.ledger.record_run, record)
         self._handler_tasks[record.task_id] = asyncio.create_task(
-            self._run_task(record, payload), name=f"task-{record.task_id}"
+            self._run_task(record, payload, counted), name=f"task-{record.task_id}"
         )
 
-    async def _run_task(self, record: TaskRecord, payload: str) -> None:
+    async def _run_task(self, record: TaskRecord, payload: str, counted: asyncio.Future[None]) -> None:
         try:
+            # Shielded: a cancelled task must not cancel the future the ledger writer resolves.
+            await asyncio.shield(counted)
             async with self._slots:
-                record.state = TaskState.RUNNING
+                self._set_state(record, TaskState.RUNNING)
                 record.started_at = utc_now()
                 self._persist(self.ledger.record_started, record)
                 self._publish(TaskStarted(task_id=record.task_id, task_type=record.task_type))
@@ -235,23 +244,26 @@ class PollingMixin:
         record.success = outcome.success
         record.result = outcome.result
         record.error = outcome.error
-        record.state = TaskState.AWAITING_REPORT
+        self._set_state(record, TaskState.AWAITING_REPORT)
         record.report_attempts = []
         record.stuck = False
-        # The result reaches the ledger before the first report attempt, so a crash cannot lose it.
-        self._persist(self.ledger.record_finished, record)
-        duration = record.duration_seconds or 0.0
+        # The result reaches the disk before the first report attempt, so a crash cannot lose it.
+        self._persist(self.ledger.write_finished, record, durable=True, then=lambda: self._finished(record, outcome))
+
+    def _finished(self, record: TaskRecord, outcome: HandlerOutcome) -> None:
+        """Announce a result once it is in the ledger, and queue its report."""
         self._publish(
             TaskFinished(
                 task_id=record.task_id,
                 task_type=record.task_type,
                 success=outcome.success,
-                duration_seconds=duration,
+                duration_seconds=record.duration_seconds or 0.0,
                 error=outcome.error,
             )
         )
-        self._outbox.put_nowait(record.task_id)
-
+        # An operator may have run the task again in the meantime; then the new result is reported.
+        if record.state is TaskState.AWAITING_REPORT and record.task_id not in self._handler_tasks:
+            self._outbox.put_nowait(record.task_id)
 
     def can_rerun(self, task_id: str) -> bool:
         """Check whether a failed task can run again: its failure is not delivered yet."""
@@ -278,7 +290,7 @@ class PollingMixin:
             delivery.cancel()
         self._retry_now.pop(task_id, None)
         record = self.tasks[task_id]
-        record.state = TaskState.QUEUED
+        self._set_state(record, TaskState.QUEUED)
         record.success = None
         record.error = None
         self._persist(self.ledger.record_state, record)

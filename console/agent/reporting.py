@@ -44,7 +44,7 @@ class ReportingMixin:
         return True
 
     def stuck_task_ids(self) -> list[str]:
-        return [task_id for task_id, record in self.tasks.items() if record.stuck and record.state is TaskState.AWAITING_REPORT]
+        return [task_id for task_id, record in self._open.items() if record.stuck and record.state is TaskState.AWAITING_REPORT]
 
     def retry_all_stuck(self) -> int:
         """Retry every stuck report now; return how many were woken."""
@@ -101,7 +101,7 @@ class ReportingMixin:
                         self._add_attempt(record, ReportAttempt(utc_now(), error.status_code, str(error)))
                         raise
         except ResultRejected as error:
-            record.state = TaskState.REJECTED
+            self._set_state(record, TaskState.REJECTED)
             record.rejection = f"{error.status_code}: {error}"
             if error.status_code == 409 and any(attempt.status_code is None for attempt in record.report_attempts):
                 # An earlier attempt got no reply, so the hub may well have recorded that one.
@@ -131,12 +131,19 @@ class ReportingMixin:
 
         delivered_at = utc_now()
         self._add_attempt(record, ReportAttempt(delivered_at, accepted.status_code, None))
-        record.state = TaskState.DONE
+        self._set_state(record, TaskState.DONE)
         record.stuck = False
         self._persist(self.ledger.record_delivered, record, delivered_at)
         attempts = len(record.report_attempts)
         self._publish(
-            TaskReported(task_id=task_id, task_type=record.task_type, attempts=attempts, status_code=accepted.status_code)
+            TaskReported(
+                task_id=task_id,
+                task_type=record.task_type,
+                attempts=attempts,
+                status_code=accepted.status_code,
+                success=record.success,
+                duration_seconds=record.duration_seconds,
+            )
         )
 
     def _add_attempt(self, record: TaskRecord, attempt: ReportAttempt) -> None:

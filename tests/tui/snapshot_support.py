@@ -87,6 +87,7 @@ def frozen_app(
         agent.next_poll_at = FROZEN_NOW + timedelta(seconds=4)
     for record in frozen_records():
         agent.tasks[record.task_id] = record
+        agent._set_state(record, record.state)  # Indexes the unfinished ones, as the agent does.
     return TrustConsoleApp(agent, clock=lambda: FROZEN_NOW, keymap={}, screenshot_dir=state_dir)
 
 
