@@ -5,7 +5,7 @@ device, so at hundreds of tasks a second a commit per write would cost more
 than the work itself. The writer captures each write's SQL statements and
 values when it is made, and commits all that are queued in one transaction:
 at once when the agent has been quiet, otherwise at most one commit every
-COMMIT_INTERVAL_SECONDS. A commit that holds a result is synced to disk.
+COMMIT_INTERVAL_SECONDS. A commit that contains a result is synced to disk.
 
 A caller that must know its write is committed before it goes on (a task
 before its handler runs, a result before its report) passes `then`, which
@@ -26,7 +26,7 @@ from ..ledger import Ledger, LedgerError, Statement
 log = logging.getLogger("console.agent")
 
 COMMIT_INTERVAL_SECONDS = 0.005
-"""Commits happen at most this often; a write waits at most this long for its commit."""
+"""Minimum time between two commits, which is also the longest a write waits for its commit."""
 
 ErrorHandler = Callable[[str | None, LedgerError], None]
 """Called with the task id of a write that failed, and the error."""
@@ -59,7 +59,7 @@ class LedgerWriter:
         durable: bool = False,
         then: Callable[[], None] | None = None,
     ) -> None:
-        """Queue a write method of the ledger with its arguments, read now; `durable` syncs it to disk."""
+        """Queue a write method of the ledger; its values are read now, and `durable` syncs its commit to disk."""
         if self._closed:
             self._on_error(task_id, LedgerError(f"ledger {self._ledger.path} is closed; write not made"))
             if then is not None:
@@ -105,7 +105,7 @@ class LedgerWriter:
             try:
                 self._ledger.commit(statements, durable)
             except (LedgerError, sqlite3.Error):
-                # One failing write must not take the rest with it: each is tried alone, so each
+                # One failing write must not take the rest with it. Each is tried alone, so each
                 # failure is reported with its own task.
                 for write in queued:
                     self._commit_alone(write)
