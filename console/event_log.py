@@ -131,6 +131,6 @@ def event_fields(event: AgentEvent) -> dict[str, object]:
 def log_event(event: AgentEvent) -> None:
     """Event subscriber that writes each event to the `console.events` logger."""
     described = describe_event(event)
-    if described is not None:
+    if described is not None and log.isEnabledFor(described[0]):
         level, line = described
         log.log(level, line, extra=event_fields(event))

@@ -101,3 +101,10 @@ def configure_logging(log_format: str = "text", level: str | int = logging.INFO)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+    # No format here shows the caller, thread or process, so records skip collecting them. These
+    # module switches are described in the comments of the standard library's logging/__init__.py.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
