@@ -26,6 +26,21 @@ def test_headless_startup_never_imports_textual() -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+def test_headless_startup_skips_cli_libraries() -> None:
+    # httpx's own command-line client would load these; a headless agent needs none of them.
+    script = (
+        "import sys\n"
+        "import console.cli, console.headless, console.assembly\n"
+        "console.cli.build_parser()\n"
+        "loaded = sorted({name.split('.')[0] for name in sys.modules} & {'click', 'rich', 'pygments'})\n"
+        "print(loaded)\n"
+        "sys.exit(1 if loaded else 0)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
 def test_example_env_documents_every_setting() -> None:
     text = (ROOT / "config.example.env").read_text()
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
