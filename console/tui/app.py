@@ -145,7 +145,7 @@ class TrustConsoleApp(OperatorActions, App[int]):
         self._counts_dirty = True
         self._connectivity_dirty = False
         self._detail_dirty = False
-        self._task_keys_enabled: tuple[bool, ...] = ()
+        self._task_keys_enabled: tuple[bool | None, ...] = ()
         self._ticks = 0
         self._agent_closed = False
 
@@ -153,7 +153,7 @@ class TrustConsoleApp(OperatorActions, App[int]):
         self.header = StatusHeader(agent, title, self.stats, id="header")
         self.counters = StateCounters(id="counters")
         self.filter_input = Input(placeholder="Filter by id, type, state or error text; esc clears", id="filter")
-        self.task_table = TaskTable(id="tasks")
+        self.task_table = TaskTable(id="tasks", on_cursor_moved=self._show_detail)
         self.detail = TaskDetail(id="detail")
         self.event_log = EventLog(id="log")
 
@@ -217,7 +217,7 @@ class TrustConsoleApp(OperatorActions, App[int]):
                 bindings_may_change = self._apply_event(event) or bindings_may_change
         self._header_dirty = True
         if bindings_may_change:
-            self.refresh_bindings()
+            self._update_task_keys()
         self._flush_timer.resume()
 
     def _apply_event(self, event: AgentEvent) -> bool:
@@ -228,7 +228,10 @@ class TrustConsoleApp(OperatorActions, App[int]):
         if isinstance(event, TaskEvent):
             self.task_table.mark_dirty([event.task_id])
             self._counts_dirty = True
-            self._detail_dirty = True
+            # The detail views show more than a row does, so a change to their task redraws them.
+            shown = {self.detail.task_id, self.screen.task_id if isinstance(self.screen, TaskDetailScreen) else None}
+            if event.task_id in shown:
+                self._detail_dirty = True
         if isinstance(event, ReportFailed) and not event.final and event.retry_in_seconds is not None:
             self.next_report_at[event.task_id] = event.at + timedelta(seconds=event.retry_in_seconds)
         elif isinstance(event, (ReportFailed, TaskReported)):
@@ -263,7 +266,8 @@ class TrustConsoleApp(OperatorActions, App[int]):
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _show_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_detail()
+        if self.detail.task_id != self.task_table.selected_task_id:
+            self._show_detail()
         self._update_task_keys()
 
     @on(DataTable.RowSelected, "#tasks")
@@ -384,16 +388,14 @@ class TrustConsoleApp(OperatorActions, App[int]):
         return self.task_table.selected_task_id
 
     def _update_task_keys(self) -> None:
-        """Redraw the footer when a key that depends on the selected task or the stuck reports changes."""
-        selected = self.selected_task_id
-        enabled = (
-            selected is not None,
-            selected is not None and self.agent.can_retry_report(selected),
-            selected is not None and self.agent.can_rerun(selected),
-            bool(self.agent.stuck_task_ids()),
-            self.history.can_load,
-            self.query_filter.active,
-        )
+        """Redraw the footer when a key becomes available or unavailable.
+
+        Textual rebuilds the whole footer on every refresh_bindings(), which lays
+        out the screen again, so it is called only when a key's state changed.
+        """
+        if not self.screen_stack:
+            return  # The app is shutting down.
+        enabled = tuple(self.check_action(binding.action, ()) for binding in self._all_bindings())
         if enabled != self._task_keys_enabled:
             self._task_keys_enabled = enabled
             self.refresh_bindings()

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from .task_view import TaskCategory
+from .text import needs_layout
 
 CATEGORY_STYLES = {
     TaskCategory.QUEUED: "blue",
@@ -48,7 +49,7 @@ class Counter(Static):
         text = Text.assemble((f" {self.key} ", "bold reverse"), " ", label, " ")
         style = "bold" if self.category is None else f"bold {CATEGORY_STYLES[self.category]}"
         text.append(f"{count:,}", style=style if count else "dim")
-        self.update(text)
+        self.update(text, layout=needs_layout(self, text))
 
     def on_click(self, event: events.Click) -> None:
         event.stop()

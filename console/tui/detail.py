@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from console.records import TaskRecord, TaskState
 
@@ -106,22 +106,68 @@ def render_detail(
     return Group(_fields(record, next_report_at), Text(""), _report_attempts(record), Text(""), _result(record))
 
 
-class TaskDetail(VerticalScroll):
-    """A scrollable view of one task's record."""
+class TaskDetail(ScrollView):
+    """A scrollable view of one task's record.
+
+    The view renders the record into lines itself (Textual's line API), so showing
+    another task repaints this pane alone. Textual lays out the whole screen again
+    whenever a widget's height or scrollable size changes, which with thousands of
+    rows takes longer than the 50 ms a key press may take. So the scrollable
+    height counts whole pages of the pane: it changes only when a record needs
+    another page, and the last page may end in blank lines.
+    """
+
+    DEFAULT_CSS = """
+    TaskDetail {
+        overflow-x: hidden;
+        overflow-y: scroll;
+    }
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.task_id: str | None = None
-        self._body = Static(render_detail(None), id="detail-body")
+        self._content: RenderableType = render_detail(None)
+        self._lines: list[Strip] = []
 
-    def compose(self) -> ComposeResult:
-        yield self._body
+    def on_resize(self) -> None:
+        # Lines are wrapped to the width they were rendered at.
+        self._render_content()
 
     def show(
         self, record: TaskRecord | None, next_report_at: datetime | None = None, missing_id: str | None = None
     ) -> None:
         """Show `record`, keeping the scroll position when it is the task already shown."""
         if record is None or record.task_id != self.task_id:
-            self.scroll_home(animate=False)
+            self.scroll_home(animate=False, immediate=True)
         self.task_id = None if record is None else record.task_id
-        self._body.update(render_detail(record, next_report_at, missing_id))
+        self._content = render_detail(record, next_report_at, missing_id)
+        self._render_content()
+
+    @property
+    def content(self) -> RenderableType:
+        """The renderable of the record shown, before it is wrapped to the pane's width."""
+        return self._content
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        index = scroll_y + y
+        if index >= len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        return self._lines[index].crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _render_content(self) -> None:
+        region = self.scrollable_content_region
+        if region.width <= 0 or not self.is_mounted:
+            return
+        console = self.app.console
+        options = console.options.update_width(region.width)
+        self._lines = Strip.from_lines(console.render_lines(self._content, options, style=self.rich_style, pad=False))
+
+        page = max(region.height, 1)
+        height = -(-len(self._lines) // page) * page
+        size = Size(region.width, max(height, page))
+        if size != self.virtual_size:
+            self.virtual_size = size
+        self.refresh()

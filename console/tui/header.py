@@ -16,7 +16,7 @@ from console.records import TaskState
 
 from .connectivity_stats import ConnectivityStats
 from .formatting import format_age, format_clock, format_duration
-from .text import literal
+from .text import literal, needs_layout
 
 BADGE_CLASSES = {state: "-" + state.value.replace(" ", "-") for state in Connectivity}
 
@@ -131,7 +131,7 @@ def _update(static: Static, text: Text) -> None:
     shown = static.content
     if isinstance(shown, Text) and shown.plain == text.plain and shown.spans == text.spans and shown.style == text.style:
         return
-    static.update(text)
+    static.update(text, layout=needs_layout(static, text))
 
 
 class StatusHeader(Widget):

@@ -54,6 +54,7 @@ class EventLog(RichLog):
 
     def __init__(self, *, id: str | None = None, max_lines: int = MAX_LOG_LINES) -> None:
         super().__init__(id=id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
+        self._pending: list[Text] = []
 
     def add_event(self, event: AgentEvent) -> None:
         """Write the event's line, unless the shared event log leaves that kind of event out."""
@@ -66,6 +67,16 @@ class EventLog(RichLog):
         self._write_line(record_line(level, text, at))
 
     def _write_line(self, line: Text) -> None:
+        # Lines that arrive together are written together. Each write changes the log's height,
+        # and Textual lays out the whole screen after each such change.
+        self._pending.append(line)
+        if len(self._pending) == 1:
+            self.call_later(self._write_pending)
+
+    def _write_pending(self) -> None:
+        lines, self._pending = self._pending, []
+        if not lines:
+            return
         # Wrap to the pane's width: left to itself, RichLog measures against the app console's width.
         width = self.scrollable_content_region.width
-        self.write(line, width=width if width > 0 else None)
+        self.write(Text("\n", end="").join(lines), width=width if width > 0 else None)

@@ -10,11 +10,12 @@ operator's task.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
@@ -100,8 +101,10 @@ def _same(old: Text, new: Text) -> bool:
 class TaskTable(DataTable[Text]):
     """The task table; the app marks rows dirty and calls `flush` at most a few times a second."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, on_cursor_moved: Callable[[], None] | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.on_cursor_moved = on_cursor_moved
+        """Called as soon as the cursor moves to another row, before the screen is repainted."""
         self.query_filter = TaskQuery()
         self.sort_index = 0
         self.matching = 0
@@ -116,6 +119,13 @@ class TaskTable(DataTable[Text]):
         for key, label in COLUMNS:
             self.add_column(label, key=key)
         self._label_sorted_column()
+
+    def watch_cursor_coordinate(self, old_coordinate: Coordinate, new_coordinate: Coordinate) -> None:
+        super().watch_cursor_coordinate(old_coordinate, new_coordinate)
+        # DataTable's RowHighlighted message reaches the app a repaint or two after the cursor moved;
+        # this call lets the app show the new row's task in the same repaint as the cursor.
+        if old_coordinate != new_coordinate and self.on_cursor_moved is not None:
+            self.on_cursor_moved()
 
     @property
     def task_sort(self) -> SortOrder:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from rich.text import Text
+from textual.widgets import Static
 
 ELLIPSIS = "…"
 
@@ -51,3 +52,16 @@ def literal_block(value: str, *, max_chars: int, style: str = "") -> Text:
 def short_id(task_id: str) -> str:
     """Return the first 8 characters of a task id, as the table shows it."""
     return escape_controls(task_id[:8])
+
+
+def needs_layout(static: Static, text: Text) -> bool:
+    """Check whether showing `text` in place of a Static's content can change the widget's size.
+
+    Textual lays out the whole screen after a Static's update unless `layout=False` is passed, which
+    with thousands of table rows costs more than the repaint itself. One line of the same width,
+    which fits the widget without wrapping, takes the same space.
+    """
+    shown = static.content
+    if not isinstance(shown, Text) or "\n" in shown.plain or "\n" in text.plain:
+        return True
+    return shown.cell_len != text.cell_len or text.cell_len > static.content_region.width

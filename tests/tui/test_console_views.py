@@ -14,7 +14,7 @@ from console.tui.detail_screen import TaskDetailScreen
 from console.tui.help_screen import HelpScreen
 from console.tui.task_view import TaskCategory
 
-from tui_support import SIZE, MakeApp, eventually, footer_actions, plain_text, shown_ids, static_text
+from tui_support import SIZE, MakeApp, detail_text, eventually, footer_actions, plain_text, shown_ids, static_text
 
 
 async def test_help_key_lists_every_binding(hub: EmbeddedHub, make_app: MakeApp) -> None:
@@ -127,7 +127,8 @@ async def test_enter_opens_details_and_escape_returns(hub: EmbeddedHub, make_app
 
         await pilot.press("enter")
         assert await eventually(pilot, lambda: isinstance(app.screen, TaskDetailScreen))
-        body = plain_text(app.screen.query_one("#detail-body", Static).content, width=200)
+        assert await eventually(pilot, lambda: failing.id in detail_text(app.screen.detail))
+        body = detail_text(app.screen.detail)
 
         assert failing.id in body
         assert "JSON object" in body

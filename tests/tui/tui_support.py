@@ -61,9 +61,9 @@ def static_text(widget: Static, width: int = 120) -> str:
     return plain_text(widget.content, width)  # type: ignore[arg-type]
 
 
-def detail_text(detail: TaskDetail) -> str:
-    """Return the plain text the detail pane currently shows."""
-    return static_text(detail.query_one("#detail-body", Static))
+def detail_text(detail: TaskDetail, width: int = 120) -> str:
+    """Return the plain text of what a detail view currently shows, wrapped at `width` instead of its own."""
+    return plain_text(detail.content, width)
 
 
 def log_text(log: RichLog) -> str:
