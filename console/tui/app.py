@@ -314,6 +314,7 @@ class TrustConsoleApp(OperatorActions, App[int]):
                 self._counts_dirty = False
                 self._show_counts()
             self._show_table_titles()
+            self.event_log.write_pending()
             selected = table.selected_task_id
             if selected != self.detail.task_id or selected in changed or self._detail_dirty:
                 self._show_detail()

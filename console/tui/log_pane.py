@@ -57,23 +57,26 @@ class EventLog(RichLog):
         self._pending: list[Text] = []
 
     def add_event(self, event: AgentEvent) -> None:
-        """Write the event's line, unless the shared event log leaves that kind of event out."""
+        """Queue the event's line for the next `write_pending`, unless the shared event log leaves it out.
+
+        The app writes the queued lines in its flush, so they appear in the same repaint as the
+        table rows the same events changed.
+        """
         line = event_line(event)
         if line is not None:
-            self._write_line(line)
+            self._pending.append(line)
 
     def add_record(self, level: int, text: str, at: datetime) -> None:
         """Write a log record's line."""
-        self._write_line(record_line(level, text, at))
+        self._pending.append(record_line(level, text, at))
+        self.call_later(self.write_pending)
 
-    def _write_line(self, line: Text) -> None:
-        # Lines that arrive together are written together. Each write changes the log's height,
-        # and Textual lays out the whole screen after each such change.
-        self._pending.append(line)
-        if len(self._pending) == 1:
-            self.call_later(self._write_pending)
+    def write_pending(self) -> None:
+        """Write the queued lines in one go.
 
-    def _write_pending(self) -> None:
+        Each write changes the log's height, and Textual lays out the whole screen
+        after each such change, so lines are never written one at a time.
+        """
         lines, self._pending = self._pending, []
         if not lines:
             return
