@@ -75,7 +75,7 @@ class EventLog(RichLog):
         """Write the queued lines in one go.
 
         Each write changes the log's height, and Textual lays out the whole screen
-        after each such change, so lines are never written one at a time.
+        after each such change, so lines queued together are written together.
         """
         lines, self._pending = self._pending, []
         if not lines:
