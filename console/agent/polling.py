@@ -259,6 +259,8 @@ class PollingMixin:
                 success=outcome.success,
                 duration_seconds=record.duration_seconds or 0.0,
                 error=outcome.error,
+                # Announced once the result is committed, but dated when the handler returned.
+                at=record.finished_at or utc_now(),
             )
         )
         # An operator may have run the task again in the meantime; then the new result is reported.
