@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ def summarize_payload(payload: str) -> str:
     try:
         decoded = json.loads(payload)
     except ValueError:
+        if _is_envelope(payload):
+            return f"encrypted envelope, {size} bytes"
         return f"not JSON, {size} bytes"
     except RecursionError:
         return f"JSON nested too deeply to read, {size} bytes"
@@ -96,3 +99,16 @@ def summarize_payload(payload: str) -> str:
         more = ", ..." if len(decoded) > 8 else ""
         return f"JSON object, {size} bytes, keys: {keys}{more}" if decoded else f"JSON object, {size} bytes, empty"
     return f"JSON {type(decoded).__name__}, {size} bytes"
+
+
+ENVELOPE_KEYS = {"v", "kid", "iv", "ct"}
+"""Keys of FLIP's encrypted payload envelope, which travels as base64 of a JSON object."""
+
+
+def _is_envelope(payload: str) -> bool:
+    """Check whether a payload has the form of an encrypted envelope; it is not decrypted here."""
+    try:
+        envelope = json.loads(base64.b64decode(payload, validate=True))
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(envelope, dict) and ENVELOPE_KEYS <= envelope.keys()

@@ -22,6 +22,7 @@ from console.flip.crypto import (
     task_context,
 )
 from console.handlers import InvalidPayload
+from console.records import summarize_payload
 
 KAT_KEY = bytes(range(32))
 KAT_NONCE = bytes(range(12))
@@ -203,3 +204,13 @@ def test_bad_key_setting_exits_2(tmp_path: Path, value: str, problem: str) -> No
     assert "AES_KEY_BASE64" in lines[0]
     assert problem in lines[0]
     assert value not in completed.stderr
+
+
+def test_sealed_payload_summary_names_envelope() -> None:
+    wire = seal('{"query": "SELECT 1"}', KAT_KEY, task_context("cohort_query"))
+
+    summary = summarize_payload(wire)
+
+    assert summary.startswith("encrypted envelope, ")
+    assert "SELECT" not in summary
+    assert summarize_payload(base64.b64encode(b"\xff\xfe not json").decode()).startswith("not JSON")
