@@ -14,8 +14,9 @@ HEADER = """\
 These figures come from `python -m bench`, which runs trust-console against
 the embedded hub on 127.0.0.1 and rewrites this page after a full run. Each
 figure is the median of its runs, listed beside it; each ratio divides two
-figures measured in the same round. The machine is shared, so repeat a run
-before trusting a small difference.
+figures measured in the same round. Each benchmark runs in a Python process
+of its own. The machine is shared, so repeat a run before trusting a small
+difference.
 """
 
 WIDTH = 78
