@@ -320,7 +320,7 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         durable: bool = False,
         then: Callable[[], None] | None = None,
     ) -> None:
-        """Queue a ledger write; the writer commits it with the others of this turn of the event loop.
+        """Queue a ledger write; the ledger writer commits it together with the writes queued around it.
 
         With `durable` the commit is synced to disk; `then` runs once the write is committed, or
         once its failure is logged.
