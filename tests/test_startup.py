@@ -12,31 +12,28 @@ from console.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_headless_startup_never_imports_textual() -> None:
+def loaded_packages(imports: str, packages: set[str]) -> subprocess.CompletedProcess[str]:
+    """Import `imports` and build the parser in a fresh interpreter; it exits 1 if any of `packages` got loaded."""
     script = (
         "import sys\n"
-        "import console.cli, console.headless, console.agent, console.demo\n"
+        f"import {imports}\n"
         "console.cli.build_parser()\n"
-        "leaked = sorted(name for name in sys.modules if name == 'textual' or name.startswith('textual.'))\n"
-        "print(leaked)\n"
-        "sys.exit(1 if leaked else 0)\n"
+        f"loaded = sorted({{name.split('.')[0] for name in sys.modules}} & {packages!r})\n"
+        "print(loaded)\n"
+        "sys.exit(1 if loaded else 0)\n"
     )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_headless_startup_never_imports_textual() -> None:
+    completed = loaded_packages("console.cli, console.headless, console.agent, console.demo", {"textual"})
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
 def test_headless_startup_skips_cli_libraries() -> None:
     # httpx's own command-line client would load these; a headless agent needs none of them.
-    script = (
-        "import sys\n"
-        "import console.cli, console.headless, console.assembly\n"
-        "console.cli.build_parser()\n"
-        "loaded = sorted({name.split('.')[0] for name in sys.modules} & {'click', 'rich', 'pygments'})\n"
-        "print(loaded)\n"
-        "sys.exit(1 if loaded else 0)\n"
-    )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    completed = loaded_packages("console.cli, console.headless, console.assembly", {"click", "rich", "pygments"})
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
