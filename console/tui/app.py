@@ -20,13 +20,9 @@ from textual.worker import Worker, WorkerState
 from console.agent import Agent
 from console.events import (
     AgentEvent,
-    AgentStopped,
-    ConnectivityChanged,
     DrainStarted,
     IdentityMismatch,
-    Paused,
     ReportFailed,
-    Resumed,
     TaskEvent,
     TaskReported,
     utc_now,
@@ -211,17 +207,16 @@ class TrustConsoleApp(OperatorActions, App[int]):
             self.event_log.add_record(30, f"{self._dropped_events} events arrived too fast to log", self.clock())
             self._dropped_events = 0
 
-        bindings_may_change = False
+        # Nothing is drawn here: the flush draws rows, log lines, the header and the footer keys
+        # together, so a batch of events costs one repaint.
         with self.batch_update():
             for event in events:
-                bindings_may_change = self._apply_event(event) or bindings_may_change
+                self._apply_event(event)
         self._header_dirty = True
-        if bindings_may_change:
-            self._update_task_keys()
         self._flush_timer.resume()
 
-    def _apply_event(self, event: AgentEvent) -> bool:
-        """Record one event's effects; return True when it may enable or disable a key."""
+    def _apply_event(self, event: AgentEvent) -> None:
+        """Record one event's effects for the next flush."""
         self.event_log.add_event(event)
         if self.stats.record(event):
             self._connectivity_dirty = True
@@ -241,8 +236,6 @@ class TrustConsoleApp(OperatorActions, App[int]):
         if isinstance(event, IdentityMismatch) and self.mismatch is None:
             self.mismatch = event
             self.push_screen(IdentityMismatchScreen(event))
-        return isinstance(event, (TaskEvent, Paused, Resumed, AgentStopped, DrainStarted, ConnectivityChanged,
-                                  IdentityMismatch))
 
     # Textual registers @on handlers only on the App class itself, not on the OperatorActions mixin.
     @on(DrainFinished)
