@@ -263,7 +263,7 @@ class Ledger:
              record.result, record.error, record.task_id),
         )
 
-    # Writes made elsewhere: the agent's writer thread commits them on a connection of its own.
+    # Grouped writes: the agent's ledger writer captures writes here and commits several at once.
 
     def statements(self, write: Callable[..., None], *arguments: object) -> list[Statement]:
         """Return the SQL statements a write method would run, with their values as of now, without running them."""
