@@ -69,8 +69,8 @@ def build_parser(names: list[str]) -> argparse.ArgumentParser:
 def run_isolated(name: str, scale: Scale) -> BenchmarkResult:
     """Run one benchmark in a Python process of its own and return its result.
 
-    The console benchmark runs the console in the benchmark's process, so
-    objects and threads left by earlier benchmarks would slow it down; a
+    The console benchmark runs the console in the benchmark's process, where
+    objects and threads left by earlier benchmarks would slow it down. A
     fresh process for each benchmark keeps them apart.
     """
     with tempfile.TemporaryDirectory(prefix="trust-console-bench-") as directory:

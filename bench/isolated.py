@@ -1,6 +1,6 @@
 """`python -m bench.isolated REQUEST RESULT`: run one benchmark for `python -m bench` in a process of its own.
 
-REQUEST holds the pickled benchmark name and scale; the pickled result is
+REQUEST contains the pickled benchmark name and scale; the pickled result is
 written to RESULT.
 """
 

@@ -329,7 +329,11 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         memory, but a crash in that time loses them, and the hub runs those tasks again later.
         """
         first = arguments[0] if arguments else None
-        task_id = first.task_id if isinstance(first, TaskRecord) else first if isinstance(first, str) else None
+        task_id = None
+        if isinstance(first, TaskRecord):
+            task_id = first.task_id
+        elif isinstance(first, str):
+            task_id = first
         self._writer.submit(write, *arguments, task_id=task_id, durable=durable, then=then)
 
     def _persist_and_track(self, write: Callable[..., None], *arguments: object) -> asyncio.Future[None]:

@@ -122,8 +122,8 @@ class TaskTable(DataTable[Text]):
 
     def watch_cursor_coordinate(self, old_coordinate: Coordinate, new_coordinate: Coordinate) -> None:
         super().watch_cursor_coordinate(old_coordinate, new_coordinate)
-        # DataTable's RowHighlighted message reaches the app a repaint or two after the cursor moved;
-        # this call lets the app show the new row's task in the same repaint as the cursor.
+        # DataTable's RowHighlighted message reaches the app a repaint or two after the cursor moved.
+        # This call lets the app show the new row's task in the same repaint as the cursor.
         if old_coordinate != new_coordinate and self.on_cursor_moved is not None:
             self.on_cursor_moved()
 
