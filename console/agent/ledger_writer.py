@@ -7,10 +7,9 @@ values when it is made, and commits all that are queued in one transaction:
 at once when the agent has been quiet, otherwise at most one commit every
 COMMIT_INTERVAL_SECONDS. A commit that contains a result is synced to disk.
 
-A caller that must know its write is committed before it goes on (a task
-before its handler runs, a result before its report) passes `then`, which
-runs on the event loop once the commit is done, or once its failure is
-logged.
+Some writes must be committed before the agent goes on: a task's run before
+its handler starts, a result before its report. Their callers pass `then`,
+which runs on the event loop once the commit is done or its failure logged.
 """
 
 from __future__ import annotations
@@ -132,4 +131,4 @@ class LedgerWriter:
         except LedgerError as error:
             self._on_error(write.task_id, error)
         except sqlite3.Error as error:
-            self._on_error(write.task_id, LedgerError(f"ledger {self._ledger.path} write failed ({error})"))
+            self._on_error(write.task_id, LedgerError(f"ledger {self._ledger.path} write failed ({error}); check free disk space"))
