@@ -160,6 +160,26 @@ async def test_retry_after_honoured(embedded_hub: EmbeddedHub, make_settings) ->
     assert (posts[1].time - posts[0].time).total_seconds() >= 0.9
 
 
+async def test_retry_after_holds_every_report(embedded_hub: EmbeddedHub, make_settings) -> None:
+    store = embedded_hub.store
+    embedded_hub.faults.fail_next("result", 429, retry_after=1.5)
+    task_ids = [task.id for task in store.enqueue_many("echo", {}, 6)]
+    agent = Agent(make_settings())
+
+    async with running(agent):
+        await wait_until(all_finished(embedded_hub, task_ids))
+
+    posts = [post for post in store.records.results() if post.task_id in task_ids]
+    limited = [post for post in posts if post.status == 429]
+    assert len(limited) == 1
+    # The Retry-After covers the hub's result endpoint, not one task: only a report already sent
+    # when the 429 arrived may be accepted before it ends.
+    hold_ends = limited[0].time.timestamp() + 1.4
+    early = [post for post in posts if post.status == 200 and post.time.timestamp() < hold_ends]
+    assert len(early) <= 1
+    assert sum(post.status == 200 for post in posts) == 6
+
+
 async def test_operator_retry_skips_backoff(embedded_hub: EmbeddedHub, make_settings) -> None:
     store = embedded_hub.store
     embedded_hub.faults.fail_next("result", 429, retry_after=600)

@@ -123,6 +123,9 @@ async def test_stuck_result_marked_and_retried(embedded_hub: EmbeddedHub, make_s
     async with running(agent):
         await wait_until(lambda: task_id in agent.tasks and agent.tasks[task_id].stuck)
         assert agent.stuck_task_ids() == [task_id]
+        # A stuck result is still retried.
+        failed_before = len(result_statuses(embedded_hub, task_id))
+        await wait_until(lambda: len(result_statuses(embedded_hub, task_id)) > failed_before)
         attempts = len(result_statuses(embedded_hub, task_id))
         embedded_hub.faults.clear()
         await wait_until(lambda: agent.tasks[task_id].state is TaskState.DONE)

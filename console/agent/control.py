@@ -45,6 +45,7 @@ class ControlMixin:
                     log.info("operator request %s%s: %s", request.action, target, outcome)
                     self._persist(self.ledger.finish_request, request.id, applied, outcome)
 
+                self._mark_stuck_reports()
                 self._forget_old_records()
                 status = self.status()
                 if status != last_status:

@@ -139,6 +139,12 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         # Deliveries use at most 2 of the hub client's 16 connections, so heartbeats and polls always
         # find one free however many results wait. More in parallel only adds connection-pool overhead.
         self._report_slots = asyncio.Semaphore(CONCURRENT_REPORTS)
+        self._reports_held_until = 0.0
+        """Event loop time before which no result is sent: the hub's Retry-After after a 429."""
+        self._operator_retries: set[str] = set()
+        self._held_reports: set[str] = set()
+        """Tasks whose report waits for the Retry-After hold before its attempt."""
+        """Tasks whose next report an operator asked for now, so it skips the Retry-After hold."""
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._claiming = True
         self._polling = False

@@ -297,5 +297,7 @@ class PollingMixin:
         record.error = None
         self._persist(self.ledger.record_state, record)
         log.info("task %s (%s) run again by operator", task_id, record.task_type)
+        # Like an operator's retry, the new result's report does not wait for a Retry-After hold.
+        self._operator_retries.add(task_id)
         self._spawn_handler(record, payload)
         return True

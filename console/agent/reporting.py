@@ -14,7 +14,10 @@ from ..events import (
     utc_now,
 )
 from ..hub_client import (
+    RESULT,
     HubError,
+    HubUnavailable,
+    RateLimited,
     ResultAccepted,
     ResultRejected,
 )
@@ -32,7 +35,7 @@ class ReportingMixin:
         return (
             record is not None
             and record.state is TaskState.AWAITING_REPORT
-            and bool(record.report_attempts)
+            and (bool(record.report_attempts) or task_id in self._held_reports)
             and task_id in self._retry_now
         )
 
@@ -40,6 +43,7 @@ class ReportingMixin:
         """Send a failed report again now instead of after its backoff; False if not applicable."""
         if not self.can_retry_report(task_id):
             return False
+        self._operator_retries.add(task_id)
         self._retry_now[task_id].set()
         self._changed.set()
         return True
@@ -80,7 +84,8 @@ class ReportingMixin:
                 ReportFailed(
                     task_id=task_id,
                     task_type=record.task_type,
-                    attempt=retry_state.attempt_number,
+                    # Counted over agent restarts, as the ledger counts them.
+                    attempt=len(record.report_attempts),
                     error=str(error),
                     status_code=error.status_code,
                     retry_in_seconds=wait,
@@ -160,16 +165,67 @@ class ReportingMixin:
 
     async def _send_result(self, record: TaskRecord) -> ResultAccepted:
         """Send the result once; a failed attempt is recorded before its error is raised."""
-        try:
+        task_id = record.task_id
+        while True:
+            # An operator's retry goes out at once; every other report waits for the hub's Retry-After.
+            await self._wait_for_report_hold(record)
             async with self._report_slots:
-                return await self.client.send_result(record.task_id, bool(record.success), record.result)
-        except HubError as error:
-            self._add_attempt(record, ReportAttempt(utc_now(), error.status_code, str(error)))
-            raise
+                if self._reports_held() and task_id not in self._operator_retries:
+                    continue  # A report sent while this one waited for a slot got a 429.
+                self._operator_retries.discard(task_id)
+                try:
+                    return await self.client.send_result(task_id, bool(record.success), record.result)
+                except HubError as error:
+                    if isinstance(error, RateLimited) and error.retry_after_seconds:
+                        self._hold_reports(error.retry_after_seconds)
+                    self._add_attempt(record, ReportAttempt(utc_now(), error.status_code, str(error)))
+                    raise
+
+    def _reports_held(self) -> bool:
+        return self._reports_held_until > asyncio.get_running_loop().time()
+
+    def _hold_reports(self, seconds: float) -> None:
+        """Send no result until the hub's Retry-After has passed.
+
+        The hub limits result requests per key, not per task, so after one 429 every other
+        report would get a 429 too until the window passes.
+        """
+        until = asyncio.get_running_loop().time() + seconds
+        self._reports_held_until = max(self._reports_held_until, until)
+
+    async def _wait_for_report_hold(self, record: TaskRecord) -> None:
+        """Wait until the Retry-After hold ends, or an operator asks for this task's report now."""
+        loop = asyncio.get_running_loop()
+        task_id = record.task_id
+        self._held_reports.add(task_id)
+        try:
+            while (remaining := self._reports_held_until - loop.time()) > 0 and task_id not in self._operator_retries:
+                if self._stopped.is_set():
+                    raise HubUnavailable(RESULT, "the agent is stopping")
+                # retry_report() and stop() set _changed, which ends this wait early.
+                self._changed.clear()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._changed.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._held_reports.discard(task_id)
 
     def _add_attempt(self, record: TaskRecord, attempt: ReportAttempt) -> None:
         record.report_attempts.append(attempt)
         self._persist(self.ledger.record_attempt, record.task_id, attempt)
+
+    def _mark_stuck_reports(self) -> None:
+        """Mark stuck every result being reported for longer than REPORT_STUCK_AFTER_SECONDS.
+
+        The control loop calls this, so a result is marked while it waits for a retry or for the
+        hub's Retry-After, not only when an attempt fails.
+        """
+        for task_id in list(self._deliveries):
+            record = self.tasks.get(task_id)
+            if record is not None and record.state is TaskState.AWAITING_REPORT:
+                self._check_stuck(record)
 
     def _check_stuck(self, record: TaskRecord) -> None:
         if record.stuck or record.finished_at is None:

@@ -93,9 +93,9 @@ async def test_retry_key_resends_failed_report(hub: EmbeddedHub, make_app: MakeA
 
 
 async def test_retry_all_stuck_key_asks_then_resends(hub: EmbeddedHub, make_app: MakeApp) -> None:
-    # The first two attempts may come too soon to count as stuck; the next two do, then wait a minute.
-    hub.faults.fail_next("result", 429, count=2, retry_after=0.2)
-    hub.faults.fail_next("result", 429, count=2, retry_after=60)
+    # The hub rate-limits every report for a minute. A task whose report got the 429 is stuck after
+    # its failed attempt; one that waits for the Retry-After without an attempt is stuck too.
+    hub.faults.fail_next("result", 429, count=100, retry_after=60)
     tasks = hub.store.enqueue_many("echo", {}, 2)
     app = make_app(report_stuck_after_seconds=0.01)
 
@@ -113,6 +113,7 @@ async def test_retry_all_stuck_key_asks_then_resends(hub: EmbeddedHub, make_app:
         await pilot.pause(0.3)
         assert all(agent.tasks[task.id].state is TaskState.AWAITING_REPORT for task in tasks)
 
+        hub.faults.clear()
         await pilot.press("R")
         assert await eventually(pilot, lambda: isinstance(app.screen, ConfirmActionScreen))
         await pilot.press("y")
