@@ -79,7 +79,9 @@ class TrustConsoleApp(OperatorActions, App[int]):
     CSS_PATH = "app.tcss"
 
     BINDINGS = [
+        # Help and Quit come first, so a narrow terminal's footer still shows them.
         Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("escape", "clear_filter", "Clear filter", id="clear-filter"),
         Binding("enter", "details", "Details", id="details"),
@@ -94,7 +96,6 @@ class TrustConsoleApp(OperatorActions, App[int]):
         Binding("c", "connectivity", "Connectivity", id="connectivity"),
         Binding("o", "load_older", "Older", id="load-older"),
         Binding("ctrl+s", "save_screenshot", "Screenshot", id="save-screenshot", show=False),
-        Binding("q", "quit", "Quit", id="quit"),
         *CATEGORY_BINDINGS,
     ]
 
