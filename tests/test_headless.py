@@ -23,7 +23,7 @@ def stop_process():
             process.communicate(timeout=10)
 
 
-def test_sigterm_drains_and_logs_start_and_end_of_each_task(embedded_hub: EmbeddedHub, api_key: str, tmp_path: Path, stop_process) -> None:
+def test_sigterm_drains_and_logs_tasks(embedded_hub: EmbeddedHub, api_key: str, tmp_path: Path, stop_process) -> None:
     store = embedded_hub.store
     long_task = store.enqueue("sleep", {"seconds": 1.5}).id
     short = [store.enqueue("echo", {"n": n}).id for n in range(3)]

@@ -32,6 +32,17 @@ def stored_attempts(agent: Agent, task_id: str) -> int:
     return 0 if stored is None else len(stored[0].report_attempts)
 
 
+def seed_interrupted_task(state_dir: Path, task_id: str, payload: str, runs: int) -> None:
+    """Leave a `sleep` task in the ledger as an agent killed while its handler ran leaves it, `runs` times."""
+    ledger = Ledger(state_dir)
+    record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
+    ledger.record_received(record, payload)
+    for _ in range(runs):
+        ledger.record_run(record)
+        ledger.record_started(record)
+    ledger.close()
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "console", *args], capture_output=True, text=True, cwd=cwd, timeout=30
@@ -138,12 +149,7 @@ async def test_stuck_result_marked_and_retried(embedded_hub: EmbeddedHub, make_s
 async def test_restart_reruns_interrupted_handler_once(embedded_hub: EmbeddedHub, make_settings) -> None:
     task_id = embedded_hub.store.enqueue("sleep", {"seconds": 0.3}).id
     settings = make_settings()
-    ledger = Ledger(settings.state_dir)
-    record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
-    ledger.record_received(record, '{"seconds": 0.3}')
-    ledger.record_run(record)
-    ledger.record_started(record)
-    ledger.close()
+    seed_interrupted_task(settings.state_dir, task_id, '{"seconds": 0.3}', runs=1)
     embedded_hub.store.hand_out(embedded_hub.trust.trust_id)
     agent = Agent(settings)
 
@@ -157,13 +163,7 @@ async def test_restart_reruns_interrupted_handler_once(embedded_hub: EmbeddedHub
 async def test_restart_fails_task_interrupted_twice(embedded_hub: EmbeddedHub, make_settings) -> None:
     task_id = embedded_hub.store.enqueue("sleep", {"seconds": 0.3}).id
     settings = make_settings()
-    ledger = Ledger(settings.state_dir)
-    record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
-    ledger.record_received(record, '{"seconds": 0.3}')
-    for _ in range(2):
-        ledger.record_run(record)
-        ledger.record_started(record)
-    ledger.close()
+    seed_interrupted_task(settings.state_dir, task_id, '{"seconds": 0.3}', runs=2)
     embedded_hub.store.hand_out(embedded_hub.trust.trust_id)
     agent = Agent(settings)
 
@@ -249,12 +249,7 @@ def test_cli_tasks_without_ledger_names_state_dir(tmp_path: Path) -> None:
 async def test_resumed_task_waits_for_identity(embedded_hub: EmbeddedHub, make_settings) -> None:
     task_id = embedded_hub.store.enqueue("sleep", {"seconds": 0.1}).id
     settings = make_settings(expected_trust_id="00000000-0000-4000-8000-000000000000")
-    ledger = Ledger(settings.state_dir)
-    record = TaskRecord(task_id, "sleep", "JSON object", datetime.now(timezone.utc), state=TaskState.RUNNING)
-    ledger.record_received(record, '{"seconds": 0.1}')
-    ledger.record_run(record)
-    ledger.record_started(record)
-    ledger.close()
+    seed_interrupted_task(settings.state_dir, task_id, '{"seconds": 0.1}', runs=1)
     agent = Agent(settings)
 
     exit_code = await asyncio.wait_for(agent.run(), 15)

@@ -142,9 +142,9 @@ class Agent(HeartbeatMixin, PollingMixin, ReportingMixin, ControlMixin):
         self._reports_held_until = 0.0
         """Event loop time before which no result is sent: the hub's Retry-After after a 429."""
         self._operator_retries: set[str] = set()
+        """Tasks whose next report an operator asked for now, so it skips the Retry-After hold."""
         self._held_reports: set[str] = set()
         """Tasks whose report waits for the Retry-After hold before its attempt."""
-        """Tasks whose next report an operator asked for now, so it skips the Retry-After hold."""
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._claiming = True
         self._polling = False

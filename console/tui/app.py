@@ -225,8 +225,10 @@ class TrustConsoleApp(OperatorActions, App[int]):
             self.task_table.mark_dirty([event.task_id])
             self._counts_dirty = True
             # The detail views show more than a row does, so a change to their task redraws them.
-            shown = {self.detail.task_id, self.screen.task_id if isinstance(self.screen, TaskDetailScreen) else None}
-            if event.task_id in shown:
+            detail_task_ids = {self.detail.task_id}
+            if isinstance(self.screen, TaskDetailScreen):
+                detail_task_ids.add(self.screen.task_id)
+            if event.task_id in detail_task_ids:
                 self._detail_dirty = True
         if isinstance(event, ReportFailed) and not event.final and event.retry_in_seconds is not None:
             self.next_report_at[event.task_id] = event.at + timedelta(seconds=event.retry_in_seconds)

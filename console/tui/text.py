@@ -61,7 +61,7 @@ def needs_layout(static: Static, text: Text) -> bool:
     with thousands of table rows costs more than the repaint itself. One line of the same width,
     which fits the widget without wrapping, takes the same space.
     """
-    shown = static.content
-    if not isinstance(shown, Text) or "\n" in shown.plain or "\n" in text.plain:
+    current = static.content
+    if not isinstance(current, Text) or "\n" in current.plain or "\n" in text.plain:
         return True
-    return shown.cell_len != text.cell_len or text.cell_len > static.content_region.width
+    return current.cell_len != text.cell_len or text.cell_len > static.content_region.width
